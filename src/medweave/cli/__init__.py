@@ -1,0 +1,1 @@
+"""Command line: ``medweave serve | db | records | demo``."""

@@ -1,0 +1,35 @@
+"""The ``medweave`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from medweave.cli import db as db_cli
+from medweave.cli import demo as demo_cli
+from medweave.cli import records as records_cli
+from medweave.cli.context import one_line_errors, settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Medweave: the open health platform.")
+app.add_typer(db_cli.app, name="db")
+app.add_typer(records_cli.app, name="records")
+app.add_typer(demo_cli.app, name="demo")
+
+
+@app.command()
+@one_line_errors
+def serve(
+    host: str = typer.Option(None, help="Address to bind (default MEDWEAVE_HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port to bind (default MEDWEAVE_PORT or 8000)."),
+) -> None:
+    """Serve the web app and the FHIR API."""
+    import uvicorn
+
+    from medweave.web.app import create_app
+
+    cfg = settings()
+    app_ = create_app(cfg)
+    uvicorn.run(app_, host=host or cfg.host, port=port or cfg.port, log_level="info", access_log=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,51 @@
+"""Settings, read once at the edges (``web.app.create_app``, ``cli``) from ``MEDWEAVE_*``.
+
+Embedded defaults need no servers: SQLite (WAL) and files under ``./medweave-data``. Production
+points ``MEDWEAVE_DATABASE_URL`` at PostgreSQL. Secrets come from the environment or from files
+under the data directory, created on first run with mode 0600 — never from the repository.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDWEAVE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("medweave-data"), description="Where the embedded database and files live.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is SQLite at DATA_DIR/medweave.db. Use postgresql://... in production."
+    )
+    master_key: str | None = Field(
+        default=None,
+        description="Base64 256-bit key that wraps the per-patient data keys. Default: DATA_DIR/secrets/master.key (made on first run, 0600).",
+    )
+    master_key_file: Path | None = Field(default=None, description="File holding the master key (base64).")
+    base_url: str = Field(default="http://127.0.0.1:8000", description="Public base URL, used in Bundle links and fullUrls.")
+    host: str = Field(default="127.0.0.1", description="Address `medweave serve` binds.")
+    port: int = Field(default=8000, description="Port `medweave serve` binds.")
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body accepted.")
+    max_json_depth: int = Field(default=64, description="Deepest JSON nesting accepted.")
+    default_page_size: int = Field(default=50, description="Search page size when _count is absent.")
+    max_page_size: int = Field(default=1000, description="Largest _count honoured.")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            return url
+        return f"sqlite:///{(self.data_dir / 'medweave.db').resolve()}"
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "secrets" / "master.key"
+
+    @property
+    def fhir_base(self) -> str:
+        return self.base_url.rstrip("/") + "/fhir"

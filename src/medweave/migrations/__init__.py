@@ -1,0 +1,1 @@
+"""Alembic migrations; they run the same on SQLite and PostgreSQL."""

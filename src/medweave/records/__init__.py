@@ -1,0 +1,1 @@
+"""The FHIR patient-record store: versioned, encrypted documents plus a search index."""

@@ -1,0 +1,1 @@
+"""Shared security services: key material and envelope encryption."""

@@ -1,0 +1,184 @@
+"""FHIR R4 REST interactions under ``/fhir`` (http://hl7.org/fhir/R4/http.html).
+
+Handlers only translate HTTP to record-service calls: headers (ETag, If-Match, Prefer,
+Location), status codes and bodies. All rules live in ``medweave.records``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from medweave.errors import InvalidInput, Issue, NotFound
+from medweave.records import fhir as shapes
+from medweave.records.capability import capability_statement
+from medweave.records.service import RecordService
+from medweave.records.store import Stored, instant
+from medweave.records.transactions import process_bundle
+from medweave.web.body import read_json
+from medweave.web.responses import FhirResponse
+
+router = APIRouter(prefix="/fhir", tags=["FHIR"])
+
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_STARTED = instant(datetime.now(UTC))
+_JSON_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/fhir+json": {"schema": {"type": "object", "additionalProperties": True}}},
+    }
+}
+
+
+def _records(request: Request) -> RecordService:
+    return request.app.state.records  # type: ignore[no-any-return]
+
+
+def _type(res_type: str) -> str:
+    if res_type not in shapes.SUPPORTED_TYPES:
+        raise NotFound(f"resource type {res_type!r} is not supported by this server")
+    return res_type
+
+
+def _id(res_id: str) -> str:
+    if not _ID.match(res_id):
+        raise InvalidInput(f"{res_id!r} is not a valid FHIR id", expression=["id"])
+    return res_id
+
+
+async def _body(request: Request) -> Any:
+    settings = request.app.state.settings
+    return await read_json(request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+
+
+def _resource_response(request: Request, stored: Stored, status: int = 200, *, location: bool = False) -> Response:
+    headers = {"ETag": shapes.etag(stored.version_id), "Last-Modified": _http_date(stored.last_updated)}
+    if location:
+        headers["Location"] = f"{_records(request).base}/{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
+    prefer = request.headers.get("prefer", "")
+    if "return=minimal" in prefer:
+        return Response(status_code=status, headers=headers)
+    if "return=OperationOutcome" in prefer:
+        outcome = shapes.operation_outcome([Issue("information", "informational", f"{stored.res_type}/{stored.res_id} stored")])
+        return FhirResponse(outcome, status_code=status, headers=headers)
+    return FhirResponse(stored.body, status_code=status, headers=headers)
+
+
+def _http_date(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def _strict(request: Request) -> bool:
+    return "handling=strict" in request.headers.get("prefer", "")
+
+
+@router.get("/metadata", summary="CapabilityStatement")
+async def metadata(request: Request) -> Response:
+    return FhirResponse(capability_statement(base=_records(request).base, software_date=_STARTED))
+
+
+@router.post("", summary="transaction or batch Bundle", openapi_extra=_JSON_BODY)
+async def bundle(request: Request) -> Response:
+    data = await _body(request)
+    result = await run_in_threadpool(process_bundle, _records(request), data)
+    return FhirResponse(result)
+
+
+@router.get("/_history", summary="history of all resources")
+async def history_system(request: Request) -> Response:
+    params = list(request.query_params.multi_items())
+    result = await run_in_threadpool(_records(request).history, res_type=None, res_id=None, params=params)
+    return FhirResponse(result)
+
+
+@router.get("/{res_type}", summary="search")
+async def search(request: Request, res_type: str) -> Response:
+    params = list(request.query_params.multi_items())
+    result = await run_in_threadpool(
+        _records(request).search, res_type=_type(res_type), params=params, strict=_strict(request)
+    )
+    return FhirResponse(result)
+
+
+@router.post("/{res_type}/_search", summary="search by form post")
+async def search_post(request: Request, res_type: str) -> Response:
+    form = await request.form()
+    params = list(request.query_params.multi_items()) + [(k, str(v)) for k, v in form.multi_items()]
+    result = await run_in_threadpool(
+        _records(request).search, res_type=_type(res_type), params=params, strict=_strict(request)
+    )
+    return FhirResponse(result)
+
+
+@router.post("/{res_type}", summary="create", openapi_extra=_JSON_BODY)
+async def create(request: Request, res_type: str) -> Response:
+    _type(res_type)
+    data = await _body(request)
+    stored = await run_in_threadpool(_records(request).create, res_type=res_type, data=data)
+    return _resource_response(request, stored, 201, location=True)
+
+
+@router.get("/{res_type}/_history", summary="type history")
+async def history_type(request: Request, res_type: str) -> Response:
+    params = list(request.query_params.multi_items())
+    result = await run_in_threadpool(_records(request).history, res_type=_type(res_type), res_id=None, params=params)
+    return FhirResponse(result)
+
+
+@router.get("/Patient/{res_id}/$everything", summary="Patient $everything")
+async def everything(request: Request, res_id: str) -> Response:
+    result = await run_in_threadpool(_records(request).everything, patient_id=_id(res_id))
+    return FhirResponse(result)
+
+
+@router.get("/{res_type}/{res_id}", summary="read")
+async def read(request: Request, res_type: str, res_id: str) -> Response:
+    stored = await run_in_threadpool(_records(request).read, res_type=_type(res_type), res_id=_id(res_id))
+    return _resource_response(request, stored)
+
+
+@router.put("/{res_type}/{res_id}", summary="update (or create with a client id)", openapi_extra=_JSON_BODY)
+async def update(request: Request, res_type: str, res_id: str) -> Response:
+    _type(res_type)
+    _id(res_id)
+    if_match = None
+    if "if-match" in request.headers:
+        if_match = shapes.parse_etag(request.headers["if-match"])
+        if if_match is None:
+            raise InvalidInput('If-Match must be an ETag such as W/"3"')
+    data = await _body(request)
+    stored, created = await run_in_threadpool(
+        _records(request).update, res_type=res_type, res_id=res_id, data=data, if_match=if_match
+    )
+    return _resource_response(request, stored, 201 if created else 200, location=created)
+
+
+@router.delete("/{res_type}/{res_id}", summary="delete")
+async def delete(request: Request, res_type: str, res_id: str) -> Response:
+    stored = await run_in_threadpool(_records(request).delete, res_type=_type(res_type), res_id=_id(res_id))
+    headers = {"ETag": shapes.etag(stored.version_id)} if stored else {}
+    return Response(status_code=204, headers=headers)
+
+
+@router.get("/{res_type}/{res_id}/_history", summary="instance history")
+async def history_instance(request: Request, res_type: str, res_id: str) -> Response:
+    params = list(request.query_params.multi_items())
+    result = await run_in_threadpool(
+        _records(request).history, res_type=_type(res_type), res_id=_id(res_id), params=params
+    )
+    return FhirResponse(result)
+
+
+@router.get("/{res_type}/{res_id}/_history/{version_id}", summary="vread")
+async def vread(request: Request, res_type: str, res_id: str, version_id: str) -> Response:
+    if not version_id.isdigit() or len(version_id) > 9:
+        raise NotFound(f"version {version_id!r} is not known")
+    stored = await run_in_threadpool(
+        _records(request).vread, res_type=_type(res_type), res_id=_id(res_id), version_id=int(version_id)
+    )
+    return _resource_response(request, stored)

@@ -1,0 +1,88 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, a record service and an HTTP client.
+
+PostgreSQL comes from ``MEDWEAVE_TEST_POSTGRES`` (CI sets it); each test gets a schema of its
+own, dropped afterwards. In CI (``CI=true``) a skipped test fails the run: a missing component
+must never pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from medweave.db import make_engine
+from medweave.migrate import upgrade
+from medweave.records.service import RecordService
+from medweave.security.crypto import MasterKey
+
+ROOT = Path(__file__).resolve().parents[1]
+FHIR_EXAMPLES = Path(
+    os.environ.get("MEDWEAVE_FHIR_EXAMPLES", ROOT / ".cache/npm/node_modules/hl7.fhir.r4.examples")
+)
+BASE = "http://testserver/fhir"
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("MEDWEAVE_TEST_POSTGRES")
+    if not url:
+        return None
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database: SQLite in a temp dir, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'medweave.db'}")
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        return
+    url = postgres_url()
+    if url is None:
+        pytest.skip("MEDWEAVE_TEST_POSTGRES is not set")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    eng = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def records(engine: Engine) -> RecordService:
+    return RecordService(engine=engine, master=MasterKey.generate(), base_url=BASE)
+
+
+@pytest.fixture
+def client(records: RecordService, tmp_path: Path) -> Iterator[object]:
+    from fastapi.testclient import TestClient
+
+    from medweave.config import Settings
+    from medweave.web.app import create_app
+
+    app = create_app(Settings(data_dir=tmp_path / "data", base_url="http://testserver"), records=records)
+    with TestClient(app) as c:
+        yield c
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if os.environ.get("CI") and skipped:
+        terminalreporter.write_line(f"CI: {len(skipped)} test(s) skipped for a missing component; failing the run.")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if os.environ.get("CI") and reporter is not None and reporter.stats.get("skipped"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
