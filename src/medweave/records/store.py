@@ -198,7 +198,8 @@ def write(
         patient_id = cur.patient_id if cur else None
         blob = None
     else:
-        patients = compartment_patients(body)
+        entries = extract_index(body)
+        patients = compartment_patients(body, entries)
         patient_id = patients[0] if patients else None
         meta = body.setdefault("meta", {})
         meta["versionId"] = str(vid)
@@ -226,7 +227,7 @@ def write(
     if body is None:
         delete_index(conn, res_type=res_type, res_id=res_id)
     else:
-        replace_index(conn, res_type=res_type, res_id=res_id, patient_id=patient_id, entries=extract_index(body))
+        replace_index(conn, res_type=res_type, res_id=res_id, patient_id=patient_id, entries=entries)
     return Stored(res_type, res_id, vid, now, body is None, method, body)
 
 
