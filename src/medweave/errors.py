@@ -6,6 +6,7 @@ one-line message and an exit code. No traceback reaches a user.
     MedweaveError
     +-- InvalidInput          400  bad syntax, invalid resource, unsupported parameter (strict)
     |   +-- Unprocessable     422  well-formed but fails a business rule (profile/binding)
+    +-- Unauthenticated       401  no, expired or invalid credentials
     +-- PermissionDenied      403
     +-- NotFound              404
     +-- Gone                  410  deleted, or crypto-shredded with its patient
@@ -59,6 +60,12 @@ class InvalidInput(MedweaveError):
 class Unprocessable(InvalidInput):
     status = 422
     code = "processing"
+
+
+class Unauthenticated(MedweaveError):
+    status = 401
+    code = "login"
+    exit_code = 3
 
 
 class PermissionDenied(MedweaveError):

@@ -1,1 +1,1 @@
-"""Shared security services: key material and envelope encryption."""
+"""Shared security services: envelope encryption, passwords, TOTP, SMART scopes and access tokens."""
