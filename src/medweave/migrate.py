@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from importlib import import_module, resources
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
+
+from medweave.db import metadata
+
+TABLE_MODULES = ("medweave.records.tables", "medweave.jobs.tables")
+
+
+def all_tables() -> MetaData:
+    """Import every module that declares tables, so the metadata holds the whole schema."""
+    for name in TABLE_MODULES:
+        import_module(name)
+    return metadata
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-import medweave.records.tables  # noqa: F401  (registers the tables on the metadata)
-from medweave.db import make_engine, metadata
+from medweave.db import make_engine
+from medweave.migrate import all_tables
+
+metadata = all_tables()
 
 config = context.config
 connection = config.attributes.get("connection")

@@ -26,6 +26,14 @@ from medweave.security.crypto import MasterKey
 
 T = TypeVar("T")
 _MAX_RETRIES = 8
+_MAX_OFFSET = 2**31 - 1  # larger offsets overflow SQLite's and PostgreSQL's integers (and mean nothing)
+
+
+def _check_params(params: Sequence[tuple[str, str]]) -> None:
+    """Refuse NUL in parameters: PostgreSQL cannot compare text with it (it would end as a 500)."""
+    for name, value in params:
+        if "\x00" in name or "\x00" in value:
+            raise InvalidInput(f"parameter {name!r} holds a NUL character")
 
 
 @dataclass
@@ -36,7 +44,9 @@ class SearchResult:
 class RecordService:
     """Create, read, update, delete, history, search and erase, over one engine and master key."""
 
-    def __init__(self, *, engine: Engine, master: MasterKey, base_url: str, page_size: int = 50, max_page: int = 1000):
+    def __init__(
+        self, *, engine: Engine, master: MasterKey, base_url: str, page_size: int = 50, max_page: int = 1000
+    ):
         self.engine = engine
         self.master = master
         self.base = base_url.rstrip("/")
@@ -59,7 +69,9 @@ class RecordService:
     def create(self, *, res_type: str, data: object) -> Stored:
         body = validate_resource(data, expected_type=res_type)
         body["id"] = str(uuid.uuid4())
-        return self.in_write(lambda conn: self.write_in(conn, res_type=res_type, res_id=body["id"], body=body))
+        return self.in_write(
+            lambda conn: self.write_in(conn, res_type=res_type, res_id=body["id"], body=body)
+        )
 
     def update(
         self, *, res_type: str, res_id: str, data: object, if_match: int | None = None
@@ -72,7 +84,9 @@ class RecordService:
             )
 
         def run(conn: Connection) -> tuple[Stored, bool]:
-            stored = self.write_in(conn, res_type=res_type, res_id=res_id, body=body, expected_version=if_match)
+            stored = self.write_in(
+                conn, res_type=res_type, res_id=res_id, body=body, expected_version=if_match
+            )
             return stored, stored.version_id == 1
 
         return self.in_write(run)
@@ -122,6 +136,7 @@ class RecordService:
     def history(
         self, *, res_type: str | None, res_id: str | None, params: Sequence[tuple[str, str]]
     ) -> dict[str, Any]:
+        _check_params(params)
         count, offset, since = self.page_size, 0, None
         for name, value in params:
             try:
@@ -135,15 +150,25 @@ class RecordService:
                         since = since.replace(tzinfo=UTC)
             except ValueError as exc:
                 raise InvalidInput(f"invalid value for {name}: {value!r}") from exc
-        if count < 0 or offset < 0:
-            raise InvalidInput("_count and _offset must not be negative")
+        if count < 0 or offset < 0 or offset > _MAX_OFFSET:
+            raise InvalidInput(
+                f"_count must not be negative, and _offset must be between 0 and {_MAX_OFFSET}"
+            )
         with read_tx(self.engine) as conn:
-            if res_id is not None and res_type is not None and store.current_version(
-                conn, res_type=res_type, res_id=res_id
-            ) is None:
+            if (
+                res_id is not None
+                and res_type is not None
+                and store.current_version(conn, res_type=res_type, res_id=res_id) is None
+            ):
                 raise NotFound(f"{res_type}/{res_id} is not known")
             total, items = store.history(
-                conn, master=self.master, res_type=res_type, res_id=res_id, since=since, offset=offset, count=count
+                conn,
+                master=self.master,
+                res_type=res_type,
+                res_id=res_id,
+                since=since,
+                offset=offset,
+                count=count,
             )
         path = "/".join(p for p in (res_type, res_id, "_history") if p)
         return fhir.bundle(
@@ -157,24 +182,43 @@ class RecordService:
         self, path: str, params: Sequence[tuple[str, str]], offset: int, count: int, total: int
     ) -> list[tuple[str, str]]:
         kept = [(k, v) for k, v in params if k not in ("_offset", "_count")]
-        links = [("self", fhir.link(self.base, path, [*kept, ("_count", str(count)), ("_offset", str(offset))]))]
+        links = [
+            ("self", fhir.link(self.base, path, [*kept, ("_count", str(count)), ("_offset", str(offset))]))
+        ]
         if count and offset + count < total:
             links.append(
-                ("next", fhir.link(self.base, path, [*kept, ("_count", str(count)), ("_offset", str(offset + count))]))
+                (
+                    "next",
+                    fhir.link(
+                        self.base, path, [*kept, ("_count", str(count)), ("_offset", str(offset + count))]
+                    ),
+                )
             )
         if count and offset > 0:
             prev = max(0, offset - count)
-            links.append(("previous", fhir.link(self.base, path, [*kept, ("_count", str(count)), ("_offset", str(prev))])))
+            links.append(
+                (
+                    "previous",
+                    fhir.link(self.base, path, [*kept, ("_count", str(count)), ("_offset", str(prev))]),
+                )
+            )
         return links
 
     # -- search -------------------------------------------------------------------------------
-    def search(self, *, res_type: str, params: Sequence[tuple[str, str]], strict: bool = False) -> dict[str, Any]:
+    def search(
+        self, *, res_type: str, params: Sequence[tuple[str, str]], strict: bool = False
+    ) -> dict[str, Any]:
+        _check_params(params)
         req = parse_search(res_type, list(params))
-        warnings = [Issue("warning", "not-supported", f"parameter {name!r} ignored: {why}") for name, why in req.unknown]
+        warnings = [
+            Issue("warning", "not-supported", f"parameter {name!r} ignored: {why}")
+            for name, why in req.unknown
+        ]
         if strict and warnings:
-            raise InvalidInput("unsupported search parameters", issues=[
-                Issue("error", "not-supported", w.diagnostics) for w in warnings
-            ])
+            raise InvalidInput(
+                "unsupported search parameters",
+                issues=[Issue("error", "not-supported", w.diagnostics) for w in warnings],
+            )
         count = self.page_size if req.count is None else min(req.count, self.max_page)
         offset = req.offset or 0
         unknown_names = {name for name, _ in req.unknown}
@@ -182,7 +226,9 @@ class RecordService:
         with read_tx(self.engine) as conn:
             total = search.count_matches(conn, req)
             if req.summary == "count":
-                return fhir.bundle("searchset", total=total, links=[("self", fhir.link(self.base, res_type, used))])
+                return fhir.bundle(
+                    "searchset", total=total, links=[("self", fhir.link(self.base, res_type, used))]
+                )
             keys_ = search.page(conn, req, offset, count) if count else []
             matches = store.read_many(conn, master=self.master, keys_=keys_)
             included: list[Stored] = []
@@ -190,7 +236,8 @@ class RecordService:
                 seen = {m.key for m in matches}
                 extra = [
                     k
-                    for k in search.resolve_includes(conn, req, keys_) + search.resolve_revincludes(conn, req, keys_)
+                    for k in search.resolve_includes(conn, req, keys_)
+                    + search.resolve_revincludes(conn, req, keys_)
                     if k not in seen and not seen.add(k)  # type: ignore[func-returns-value]
                 ]
                 included = store.read_many(conn, master=self.master, keys_=extra)
@@ -199,7 +246,10 @@ class RecordService:
         if warnings:
             entries.append(fhir.outcome_entry(warnings))
         return fhir.bundle(
-            "searchset", total=total, links=self._page_links(res_type, used, offset, count, total), entries=entries
+            "searchset",
+            total=total,
+            links=self._page_links(res_type, used, offset, count, total),
+            entries=entries,
         )
 
     def everything(self, *, patient_id: str) -> dict[str, Any]:
@@ -212,14 +262,18 @@ class RecordService:
                 .where(search_index.c.ref_type == "Patient", search_index.c.ref_id == patient_id)
                 .distinct()
             ).all()
-            wanted = list(dict.fromkeys([patient.key, *keys_, *[(r.res_type, r.res_id) for r in referencing]]))
+            wanted = list(
+                dict.fromkeys([patient.key, *keys_, *[(r.res_type, r.res_id) for r in referencing]])
+            )
             items = store.read_many(conn, master=self.master, keys_=wanted)
             have = {i.key for i in items}
             refs = conn.execute(
                 select(search_index.c.ref_type, search_index.c.ref_id)
                 .where(
                     search_index.c.patient_id == patient_id,
-                    search_index.c.ref_type.in_(["Practitioner", "PractitionerRole", "Device", "Questionnaire"]),
+                    search_index.c.ref_type.in_(
+                        ["Practitioner", "PractitionerRole", "Device", "Questionnaire"]
+                    ),
                 )
                 .distinct()
             ).all()
@@ -255,10 +309,15 @@ class RecordService:
     def _scrub_free_space(self) -> None:
         """Make sure deleted plaintext index cells do not linger in database files."""
         if is_sqlite(self.engine):
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                conn.exec_driver_sql("VACUUM")
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            # VACUUM cannot run inside a transaction, and our engine opens one on every connect.
+            raw = self.engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                for sql in ("PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"):
+                    cur.execute(sql)
+                cur.close()
+            finally:
+                raw.close()
         else:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM search_index"))
