@@ -12,7 +12,16 @@ from medweave import __version__
 from medweave.records.definitions import search_params
 from medweave.records.fhir import SUPPORTED_TYPES
 
-_INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"]
+_INTERACTIONS = [
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+]
 _REFERENCE_PARAMS_ONLY = "reference"
 
 
@@ -33,13 +42,20 @@ def capability_statement(*, base: str, software_date: str) -> dict[str, Any]:
             "searchInclude": includes,
             "searchRevInclude": [],
             "searchParam": [
-                {"name": p.code, "type": p.type, "definition": f"http://hl7.org/fhir/SearchParameter/{res_type}-{p.code}"}
+                {
+                    "name": p.code,
+                    "type": p.type,
+                    "definition": f"http://hl7.org/fhir/SearchParameter/{res_type}-{p.code}",
+                }
                 for p in sorted(params.values(), key=lambda p: p.code)
             ],
         }
         if res_type == "Patient":
             entry["operation"] = [
-                {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+                {
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                }
             ]
         rest_resources.append(entry)
     all_includes = sorted({inc for r in rest_resources for inc in r["searchInclude"]})

@@ -5,6 +5,7 @@ Pure functions; no I/O.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,14 @@ SUPPORTED_TYPES: tuple[str, ...] = (
     "Questionnaire", "QuestionnaireResponse", "Schedule", "Slot", "Appointment", "Consent",
     "DocumentReference", "ServiceRequest", "ImagingStudy", "Device", "Flag", "Task", "CarePlan", "AuditEvent",
 )  # fmt: skip
+
+
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def valid_id(value: str) -> bool:
+    """R4 datatypes.html#id; ``.`` and ``..`` are refused too, as they read as path segments."""
+    return _ID.fullmatch(value) is not None and value.strip(".") != ""
 
 
 def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:

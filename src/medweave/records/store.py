@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, desc, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, and_, desc, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from medweave.errors import Conflict, Gone, NotFound, PreconditionFailed
@@ -22,7 +22,7 @@ from medweave.records.tables import patient_keys, resource_versions, resources
 from medweave.security.crypto import MasterKey, open_sealed, seal
 
 
-class WriteRace(Exception):  # noqa: N818 - internal signal, never reaches a user
+class WriteRace(Exception):
     """Another writer changed the row between our read and our write; retry the transaction."""
 
 
@@ -65,22 +65,39 @@ def _decode(master: MasterKey, row: Any, *, method: str = "") -> Stored:
             else None
         )
         body = orjson.loads(open_sealed(dek, row.body, aad=_aad(row.res_type, row.res_id, row.version_id)))
-    return Stored(row.res_type, row.res_id, row.version_id, _aware(row.last_updated), row.deleted, method, body)
+    return Stored(
+        row.res_type, row.res_id, row.version_id, _aware(row.last_updated), row.deleted, method, body
+    )
 
 
 def _select_current() -> Any:
     r = resources.c
     return select(
-        r.res_type, r.res_id, r.version_id, r.last_updated, r.deleted, r.patient_id, r.body,
-        patient_keys.c.wrapped_key, patient_keys.c.erased,
+        r.res_type,
+        r.res_id,
+        r.version_id,
+        r.last_updated,
+        r.deleted,
+        r.patient_id,
+        r.body,
+        patient_keys.c.wrapped_key,
+        patient_keys.c.erased,
     ).select_from(resources.outerjoin(patient_keys, patient_keys.c.patient_id == r.patient_id))
 
 
 def _select_versions() -> Any:
     v = resource_versions.c
     return select(
-        v.res_type, v.res_id, v.version_id, v.last_updated, v.deleted, v.patient_id, v.body, v.method,
-        patient_keys.c.wrapped_key, patient_keys.c.erased,
+        v.res_type,
+        v.res_id,
+        v.version_id,
+        v.last_updated,
+        v.deleted,
+        v.patient_id,
+        v.body,
+        v.method,
+        patient_keys.c.wrapped_key,
+        patient_keys.c.erased,
     ).select_from(resource_versions.outerjoin(patient_keys, patient_keys.c.patient_id == v.patient_id))
 
 
@@ -96,7 +113,9 @@ def read_current(conn: Connection, *, master: MasterKey, res_type: str, res_id: 
     return _decode(master, row)
 
 
-def read_version(conn: Connection, *, master: MasterKey, res_type: str, res_id: str, version_id: int) -> Stored:
+def read_version(
+    conn: Connection, *, master: MasterKey, res_type: str, res_id: str, version_id: int
+) -> Stored:
     v = resource_versions.c
     row = conn.execute(
         _select_versions().where(v.res_type == res_type, v.res_id == res_id, v.version_id == version_id)
@@ -139,7 +158,7 @@ def history(
 ) -> tuple[int, list[Stored]]:
     """Versions newest first, with the total; erased patients' versions are left out."""
     v = resource_versions.c
-    conds = [patient_keys.c.erased.is_(None)]
+    conds: list[ColumnElement[bool]] = [patient_keys.c.erased.is_(None)]
     if res_type:
         conds.append(v.res_type == res_type)
     if res_id:
@@ -153,8 +172,11 @@ def history(
         .where(where)
     ).scalar_one()
     rows = conn.execute(
-        _select_versions().where(where).order_by(desc(v.last_updated), desc(v.version_id), v.res_type, v.res_id)
-        .offset(offset).limit(count)
+        _select_versions()
+        .where(where)
+        .order_by(desc(v.last_updated), desc(v.version_id), v.res_type, v.res_id)
+        .offset(offset)
+        .limit(count)
     ).all()
     return total, [_decode(master, row, method=row.method) for row in rows]
 
@@ -206,7 +228,13 @@ def write(
         meta["lastUpdated"] = instant(now)
         dek = keys.data_key_for_write(conn, master=master, patient_id=patient_id) if patient_id else None
         blob = seal(dek, orjson.dumps(body), aad=_aad(res_type, res_id, vid))
-    values = {"version_id": vid, "last_updated": now, "deleted": body is None, "patient_id": patient_id, "body": blob}
+    values = {
+        "version_id": vid,
+        "last_updated": now,
+        "deleted": body is None,
+        "patient_id": patient_id,
+        "body": blob,
+    }
     if cur is None:
         try:
             with conn.begin_nested():
@@ -248,6 +276,8 @@ def erase_patient_rows(conn: Connection, *, patient_id: str) -> int:
     ).all()
     for row in affected:
         delete_index(conn, res_type=row.res_type, res_id=row.res_id)
-    conn.execute(update(resources).where(resources.c.patient_id == patient_id).values(body=None, deleted=True))
+    conn.execute(
+        update(resources).where(resources.c.patient_id == patient_id).values(body=None, deleted=True)
+    )
     keys.destroy_key(conn, patient_id=patient_id)
     return len(affected)

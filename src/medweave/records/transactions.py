@@ -61,13 +61,15 @@ def _parse_entry(index: int, raw: object) -> _Entry:
     if res_type not in fhir.SUPPORTED_TYPES:
         raise _bad(index, f"resource type {res_type!r} is not supported", "request.url")
     res_id = path[1] if len(path) > 1 and path[1] else None
+    if res_id is not None and not fhir.valid_id(res_id):
+        raise _bad(index, f"{res_id!r} is not a valid FHIR id", "request.url")
     if len(path) > 2:
         raise _bad(index, f"url {url!r} is not supported in a bundle", "request.url")
     if_match = None
     if request.get("ifMatch"):
         if_match = fhir.parse_etag(str(request["ifMatch"]))
         if if_match is None:
-            raise _bad(index, "ifMatch must be an ETag like W/\"1\"", "request.ifMatch")
+            raise _bad(index, 'ifMatch must be an ETag like W/"1"', "request.ifMatch")
     body = None
     if method in ("POST", "PUT"):
         try:
@@ -104,7 +106,9 @@ def _rewrite_refs(node: Any, mapping: dict[str, str]) -> Any:
     return node
 
 
-def _response(base: str, stored: Stored | None, status: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _response(
+    base: str, stored: Stored | None, status: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {}
     if stored is not None:
         entry["fullUrl"] = fhir.full_url(base, *stored.key)
@@ -157,7 +161,9 @@ def transaction(service: RecordService, data: object) -> dict[str, Any]:
             _rewrite_refs(e.body, mapping)
     dangling = [e for e in entries if e.body is not None and _has_urn_ref(e.body)]
     if dangling:
-        raise _bad(dangling[0].index, "references a urn:uuid that no entry of this Bundle defines", "resource")
+        raise _bad(
+            dangling[0].index, "references a urn:uuid that no entry of this Bundle defines", "resource"
+        )
 
     def run(conn: Connection) -> list[dict[str, Any]]:
         out: list[dict[str, Any] | None] = [None] * len(entries)
@@ -188,7 +194,9 @@ def _apply(service: RecordService, conn: Connection, e: _Entry) -> dict[str, Any
     try:
         if e.method == "POST":
             assert e.body is not None and e.res_id is not None
-            stored = service.write_in(conn, res_type=e.res_type, res_id=e.res_id, body=e.body, create_only=True)
+            stored = service.write_in(
+                conn, res_type=e.res_type, res_id=e.res_id, body=e.body, create_only=True
+            )
             return _response(base, stored, "201 Created", stored.body)
         if e.method == "PUT":
             assert e.body is not None and e.res_id is not None
@@ -232,7 +240,10 @@ def _batch_one(service: RecordService, index: int, raw: object) -> dict[str, Any
             raise _bad(index, "urn:uuid references are not resolved in a batch", "resource")
         if e.method == "GET":
             if e.res_id is None:
-                return {"resource": service.search(res_type=e.res_type, params=e.query), "response": {"status": "200 OK"}}
+                return {
+                    "resource": service.search(res_type=e.res_type, params=e.query),
+                    "response": {"status": "200 OK"},
+                }
             s = service.read(res_type=e.res_type, res_id=e.res_id)
             return _response(service.base, s, "200 OK", s.body)
         if e.method == "POST":
@@ -240,7 +251,9 @@ def _batch_one(service: RecordService, index: int, raw: object) -> dict[str, Any
             return _response(service.base, s, "201 Created", s.body)
         if e.method == "PUT":
             assert e.res_id is not None
-            s, created = service.update(res_type=e.res_type, res_id=e.res_id, data=e.body, if_match=e.if_match)
+            s, created = service.update(
+                res_type=e.res_type, res_id=e.res_id, data=e.body, if_match=e.if_match
+            )
             return _response(service.base, s, "201 Created" if created else "200 OK", s.body)
         assert e.res_id is not None
         service.delete(res_type=e.res_type, res_id=e.res_id)
@@ -255,5 +268,6 @@ def process_bundle(service: RecordService, data: object) -> dict[str, Any]:
         return transaction(service, data)
     if kind == "batch":
         return batch(service, data)
-    raise InvalidInput("POST to the base needs a Bundle of type transaction or batch", expression=["Bundle.type"])
-
+    raise InvalidInput(
+        "POST to the base needs a Bundle of type transaction or batch", expression=["Bundle.type"]
+    )

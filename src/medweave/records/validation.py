@@ -197,7 +197,7 @@ def _model_issues(rtype: str, data: dict[str, Any]) -> list[Issue]:
     if unknown:
         return unknown
     try:
-        _model(rtype).model_validate(data)
+        model = _model(rtype).model_validate(data)
     except ValidationError as exc:
         return [
             Issue("error", _PYDANTIC_CODES.get(e["type"], "value"), e["msg"], [_render_loc(rtype, e["loc"])])
@@ -205,7 +205,53 @@ def _model_issues(rtype: str, data: dict[str, Any]) -> list[Issue]:
         ]
     except (RecursionError, KeyError, TypeError, ValueError) as exc:  # defensive: the model must not crash us
         return [Issue("error", "structure", f"The resource could not be parsed: {exc!r}", [rtype])]
-    return []
+    issues: list[Issue] = []
+    _json_fidelity(data, model.model_dump(mode="json", by_alias=True, exclude_none=True), rtype, issues)
+    return issues
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {str: "string", dict: "object", list: "array"}.get(type(value), type(value).__name__)
+
+
+def _json_fidelity(sent: object, parsed: object, path: str, issues: list[Issue]) -> None:
+    """Refuse what the model only accepted by coercion, and empty or null values.
+
+    The R4B models are lax: ``"active": "yes"`` becomes ``true`` and ``"multipleBirthInteger":
+    "3"`` becomes ``3``. R4 JSON fixes each primitive's JSON type (booleans are ``true``/``false``,
+    numbers are JSON numbers) and forbids ``null`` and empty objects, arrays and strings
+    (http://hl7.org/fhir/R4/json.html#primitive). Comparing the JSON kinds of what was sent with
+    what the model parsed finds every coercion, whatever element it happened in. Nulls stay
+    allowed inside arrays, where R4 uses them to line up primitives with their ``_x`` extensions.
+    """
+    if isinstance(sent, dict):
+        if not sent:
+            issues.append(Issue("error", "value", "Empty objects are not allowed in FHIR JSON", [path]))
+            return
+        parsed_map = parsed if isinstance(parsed, dict) else {}
+        for key, value in sent.items():
+            if value is None:
+                issues.append(Issue("error", "value", "null is not allowed as a property value", [f"{path}.{key}"]))
+            else:
+                _json_fidelity(value, parsed_map.get(key), f"{path}.{key}", issues)
+    elif isinstance(sent, list):
+        if not sent:
+            issues.append(Issue("error", "value", "Empty arrays are not allowed in FHIR JSON", [path]))
+            return
+        parsed_list = parsed if isinstance(parsed, list) else []
+        for i, item in enumerate(sent):
+            if item is not None and i < len(parsed_list):
+                _json_fidelity(item, parsed_list[i], f"{path}[{i}]", issues)
+    elif isinstance(sent, str) and not sent.strip():
+        issues.append(Issue("error", "value", "Empty strings are not allowed in FHIR JSON", [path]))
+    elif parsed is not None and _json_kind(sent) != _json_kind(parsed):
+        issues.append(
+            Issue("error", "value", f"Expected a JSON {_json_kind(parsed)}, got a JSON {_json_kind(sent)}", [path])
+        )
 
 
 # --- the binding and reference walk -------------------------------------------------------------

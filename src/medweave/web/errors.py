@@ -28,7 +28,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
         issues = [
-            Issue("error", "invalid", str(err.get("msg", "invalid")), [".".join(str(p) for p in err.get("loc", ()))])
+            Issue(
+                "error",
+                "invalid",
+                str(err.get("msg", "invalid")),
+                [".".join(str(p) for p in err.get("loc", ()))],
+            )
             for err in exc.errors()
         ]
         return FhirResponse(operation_outcome(issues), status_code=400)
@@ -38,7 +43,9 @@ def install(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "processing")
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
         return FhirResponse(
-            operation_outcome([Issue("error", code, detail)]), status_code=exc.status_code, headers=exc.headers
+            operation_outcome([Issue("error", code, detail)]),
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(Exception)

@@ -342,3 +342,34 @@ def test_committed_bindings_match_the_generator() -> None:
         set(doc["valueSets"]["administrative-gender"]["http://hl7.org/fhir/administrative-gender"])
         == ADMIN_GENDER
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"resourceType": "Patient", "active": "yes"}, "Patient.active"),
+        ({"resourceType": "Patient", "active": 1}, "Patient.active"),
+        ({"resourceType": "Patient", "multipleBirthInteger": "3"}, "Patient.multipleBirthInteger"),
+        ({"resourceType": "Patient", "active": None}, "Patient.active"),
+        ({"resourceType": "Patient", "name": [{}]}, "Patient.name[0]"),
+        ({"resourceType": "Patient", "name": []}, "Patient.name"),
+        ({"resourceType": "Patient", "name": [{"family": ""}]}, "Patient.name[0].family"),
+        (
+            {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueQuantity": {"value": "72"}},
+            "Observation.valueQuantity.value",
+        ),
+    ],
+)
+def test_json_types_are_not_coerced(body: dict, path: str) -> None:
+    """R4 JSON fixes primitive JSON types and forbids empty values (http://hl7.org/fhir/R4/json.html)."""
+    with pytest.raises(Unprocessable) as info:
+        validate_resource(body)
+    assert path in [e for i in info.value.issues for e in i.expression]
+
+
+def test_nulls_line_up_primitive_extensions() -> None:
+    body = {
+        "resourceType": "Patient",
+        "name": [{"given": [None, "Jo"], "_given": [{"extension": [{"url": "http://x", "valueString": "a"}]}, None]}],
+    }
+    assert validate_resource(body) is body

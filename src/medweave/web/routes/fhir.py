@@ -6,11 +6,10 @@ Location), status codes and bodies. All rules live in ``medweave.records``.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -20,23 +19,72 @@ from medweave.records.capability import capability_statement
 from medweave.records.service import RecordService
 from medweave.records.store import Stored, instant
 from medweave.records.transactions import process_bundle
-from medweave.web.body import read_json
+from medweave.web.body import read_form, read_json
 from medweave.web.responses import FhirResponse
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _STARTED = instant(datetime.now(UTC))
+# The OpenAPI description documents what the handlers read by hand (FHIR bodies, paging
+# parameters); the handlers still take plain strings, so an unknown type answers 404, not 422.
+_RESOURCE_SCHEMA = {
+    "type": "object",
+    "required": ["resourceType"],
+    "properties": {"resourceType": {"type": "string", "enum": list(shapes.SUPPORTED_TYPES)}},
+    "additionalProperties": True,
+}
 _JSON_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/fhir+json": {"schema": _RESOURCE_SCHEMA}}}
+}
+_BUNDLE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/fhir+json": {"schema": {"type": "object", "additionalProperties": True}}},
+        "content": {
+            "application/fhir+json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["resourceType", "type"],
+                    "properties": {
+                        "resourceType": {"const": "Bundle"},
+                        "type": {"enum": ["transaction", "batch"]},
+                        "entry": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            }
+        },
+    }
+}
+_FORM_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+            }
+        },
     }
 }
 
 
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+_PAGING = [
+    _query("_count", {"type": "integer", "minimum": 0}),
+    _query("_offset", {"type": "integer", "minimum": 0}),
+]
+_SEARCH_QUERY: dict[str, Any] = {"parameters": _PAGING}
+_HISTORY_QUERY: dict[str, Any] = {
+    "parameters": [*_PAGING, _query("_since", {"type": "string", "format": "date-time"})]
+}
+ResType = Annotated[str, Path(json_schema_extra={"enum": list(shapes.SUPPORTED_TYPES)})]
+ResId = Annotated[str, Path(json_schema_extra={"pattern": "^[A-Za-z0-9\\-.]{1,64}$"})]
+
+
 def _records(request: Request) -> RecordService:
-    return request.app.state.records  # type: ignore[no-any-return]
+    records: RecordService = request.app.state.records
+    return records
 
 
 def _type(res_type: str) -> str:
@@ -46,7 +94,7 @@ def _type(res_type: str) -> str:
 
 
 def _id(res_id: str) -> str:
-    if not _ID.match(res_id):
+    if not shapes.valid_id(res_id):
         raise InvalidInput(f"{res_id!r} is not a valid FHIR id", expression=["id"])
     return res_id
 
@@ -56,15 +104,21 @@ async def _body(request: Request) -> Any:
     return await read_json(request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
 
 
-def _resource_response(request: Request, stored: Stored, status: int = 200, *, location: bool = False) -> Response:
+def _resource_response(
+    request: Request, stored: Stored, status: int = 200, *, location: bool = False
+) -> Response:
     headers = {"ETag": shapes.etag(stored.version_id), "Last-Modified": _http_date(stored.last_updated)}
     if location:
-        headers["Location"] = f"{_records(request).base}/{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
+        headers["Location"] = (
+            f"{_records(request).base}/{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
+        )
     prefer = request.headers.get("prefer", "")
     if "return=minimal" in prefer:
         return Response(status_code=status, headers=headers)
     if "return=OperationOutcome" in prefer:
-        outcome = shapes.operation_outcome([Issue("information", "informational", f"{stored.res_type}/{stored.res_id} stored")])
+        outcome = shapes.operation_outcome(
+            [Issue("information", "informational", f"{stored.res_type}/{stored.res_id} stored")]
+        )
         return FhirResponse(outcome, status_code=status, headers=headers)
     return FhirResponse(stored.body, status_code=status, headers=headers)
 
@@ -82,22 +136,22 @@ async def metadata(request: Request) -> Response:
     return FhirResponse(capability_statement(base=_records(request).base, software_date=_STARTED))
 
 
-@router.post("", summary="transaction or batch Bundle", openapi_extra=_JSON_BODY)
+@router.post("", summary="transaction or batch Bundle", openapi_extra=_BUNDLE_BODY)
 async def bundle(request: Request) -> Response:
     data = await _body(request)
     result = await run_in_threadpool(process_bundle, _records(request), data)
     return FhirResponse(result)
 
 
-@router.get("/_history", summary="history of all resources")
+@router.get("/_history", summary="history of all resources", openapi_extra=_HISTORY_QUERY)
 async def history_system(request: Request) -> Response:
     params = list(request.query_params.multi_items())
     result = await run_in_threadpool(_records(request).history, res_type=None, res_id=None, params=params)
     return FhirResponse(result)
 
 
-@router.get("/{res_type}", summary="search")
-async def search(request: Request, res_type: str) -> Response:
+@router.get("/{res_type}", summary="search", openapi_extra=_SEARCH_QUERY)
+async def search(request: Request, res_type: ResType) -> Response:
     params = list(request.query_params.multi_items())
     result = await run_in_threadpool(
         _records(request).search, res_type=_type(res_type), params=params, strict=_strict(request)
@@ -105,10 +159,10 @@ async def search(request: Request, res_type: str) -> Response:
     return FhirResponse(result)
 
 
-@router.post("/{res_type}/_search", summary="search by form post")
-async def search_post(request: Request, res_type: str) -> Response:
-    form = await request.form()
-    params = list(request.query_params.multi_items()) + [(k, str(v)) for k, v in form.multi_items()]
+@router.post("/{res_type}/_search", summary="search by form post", openapi_extra=_FORM_BODY)
+async def search_post(request: Request, res_type: ResType) -> Response:
+    form = await read_form(request, max_bytes=request.app.state.settings.max_body_bytes)
+    params = list(request.query_params.multi_items()) + form
     result = await run_in_threadpool(
         _records(request).search, res_type=_type(res_type), params=params, strict=_strict(request)
     )
@@ -116,34 +170,36 @@ async def search_post(request: Request, res_type: str) -> Response:
 
 
 @router.post("/{res_type}", summary="create", openapi_extra=_JSON_BODY)
-async def create(request: Request, res_type: str) -> Response:
+async def create(request: Request, res_type: ResType) -> Response:
     _type(res_type)
     data = await _body(request)
     stored = await run_in_threadpool(_records(request).create, res_type=res_type, data=data)
     return _resource_response(request, stored, 201, location=True)
 
 
-@router.get("/{res_type}/_history", summary="type history")
-async def history_type(request: Request, res_type: str) -> Response:
+@router.get("/{res_type}/_history", summary="type history", openapi_extra=_HISTORY_QUERY)
+async def history_type(request: Request, res_type: ResType) -> Response:
     params = list(request.query_params.multi_items())
-    result = await run_in_threadpool(_records(request).history, res_type=_type(res_type), res_id=None, params=params)
+    result = await run_in_threadpool(
+        _records(request).history, res_type=_type(res_type), res_id=None, params=params
+    )
     return FhirResponse(result)
 
 
 @router.get("/Patient/{res_id}/$everything", summary="Patient $everything")
-async def everything(request: Request, res_id: str) -> Response:
+async def everything(request: Request, res_id: ResId) -> Response:
     result = await run_in_threadpool(_records(request).everything, patient_id=_id(res_id))
     return FhirResponse(result)
 
 
 @router.get("/{res_type}/{res_id}", summary="read")
-async def read(request: Request, res_type: str, res_id: str) -> Response:
+async def read(request: Request, res_type: ResType, res_id: ResId) -> Response:
     stored = await run_in_threadpool(_records(request).read, res_type=_type(res_type), res_id=_id(res_id))
     return _resource_response(request, stored)
 
 
 @router.put("/{res_type}/{res_id}", summary="update (or create with a client id)", openapi_extra=_JSON_BODY)
-async def update(request: Request, res_type: str, res_id: str) -> Response:
+async def update(request: Request, res_type: ResType, res_id: ResId) -> Response:
     _type(res_type)
     _id(res_id)
     if_match = None
@@ -159,14 +215,14 @@ async def update(request: Request, res_type: str, res_id: str) -> Response:
 
 
 @router.delete("/{res_type}/{res_id}", summary="delete")
-async def delete(request: Request, res_type: str, res_id: str) -> Response:
+async def delete(request: Request, res_type: ResType, res_id: ResId) -> Response:
     stored = await run_in_threadpool(_records(request).delete, res_type=_type(res_type), res_id=_id(res_id))
     headers = {"ETag": shapes.etag(stored.version_id)} if stored else {}
     return Response(status_code=204, headers=headers)
 
 
-@router.get("/{res_type}/{res_id}/_history", summary="instance history")
-async def history_instance(request: Request, res_type: str, res_id: str) -> Response:
+@router.get("/{res_type}/{res_id}/_history", summary="instance history", openapi_extra=_HISTORY_QUERY)
+async def history_instance(request: Request, res_type: ResType, res_id: ResId) -> Response:
     params = list(request.query_params.multi_items())
     result = await run_in_threadpool(
         _records(request).history, res_type=_type(res_type), res_id=_id(res_id), params=params
@@ -175,7 +231,7 @@ async def history_instance(request: Request, res_type: str, res_id: str) -> Resp
 
 
 @router.get("/{res_type}/{res_id}/_history/{version_id}", summary="vread")
-async def vread(request: Request, res_type: str, res_id: str, version_id: str) -> Response:
+async def vread(request: Request, res_type: ResType, res_id: ResId, version_id: str) -> Response:
     if not version_id.isdigit() or len(version_id) > 9:
         raise NotFound(f"version {version_id!r} is not known")
     stored = await run_in_threadpool(
