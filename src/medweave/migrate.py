@@ -10,7 +10,7 @@ from sqlalchemy import Engine, MetaData
 
 from medweave.db import metadata
 
-TABLE_MODULES = ("medweave.records.tables", "medweave.jobs.tables")
+TABLE_MODULES = ("medweave.records.tables", "medweave.jobs.tables", "medweave.audit.tables")
 
 
 def all_tables() -> MetaData:
