@@ -79,7 +79,9 @@ def client(records: RecordService, tmp_path: Path) -> Iterator[object]:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
     skipped = terminalreporter.stats.get("skipped", [])
     if os.environ.get("CI") and skipped:
-        terminalreporter.write_line(f"CI: {len(skipped)} test(s) skipped for a missing component; failing the run.")
+        terminalreporter.write_line(
+            f"CI: {len(skipped)} test(s) skipped for a missing component; failing the run."
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

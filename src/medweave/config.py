@@ -16,16 +16,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDWEAVE_", extra="ignore")
 
-    data_dir: Path = Field(default=Path("medweave-data"), description="Where the embedded database and files live.")
+    data_dir: Path = Field(
+        default=Path("medweave-data"), description="Where the embedded database and files live."
+    )
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default is SQLite at DATA_DIR/medweave.db. Use postgresql://... in production."
+        default=None,
+        description="Database URL; default SQLite at DATA_DIR/medweave.db; postgresql://... in production.",
     )
     master_key: str | None = Field(
         default=None,
-        description="Base64 256-bit key that wraps the per-patient data keys. Default: DATA_DIR/secrets/master.key (made on first run, 0600).",
+        description="Base64 256-bit key that wraps the per-patient data keys. "
+        "Default: DATA_DIR/secrets/master.key (made on first run, 0600).",
     )
     master_key_file: Path | None = Field(default=None, description="File holding the master key (base64).")
-    base_url: str = Field(default="http://127.0.0.1:8000", description="Public base URL, used in Bundle links and fullUrls.")
+    base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Public base URL, used in Bundle links and fullUrls."
+    )
     host: str = Field(default="127.0.0.1", description="Address `medweave serve` binds.")
     port: int = Field(default=8000, description="Port `medweave serve` binds.")
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body accepted.")

@@ -32,7 +32,11 @@ class Issue:
     expression: list[str] = field(default_factory=list)
 
     def to_fhir(self) -> dict[str, object]:
-        out: dict[str, object] = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
+        out: dict[str, object] = {
+            "severity": self.severity,
+            "code": self.code,
+            "diagnostics": self.diagnostics,
+        }
         if self.expression:
             out["expression"] = list(self.expression)
         return out
@@ -45,7 +49,9 @@ class MedweaveError(Exception):
     code = "exception"
     exit_code = 1
 
-    def __init__(self, message: str, *, expression: list[str] | None = None, issues: list[Issue] | None = None):
+    def __init__(
+        self, message: str, *, expression: list[str] | None = None, issues: list[Issue] | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.issues = issues or [Issue("error", self.code, message, list(expression or []))]

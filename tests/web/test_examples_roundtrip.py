@@ -22,7 +22,7 @@ from medweave.records.fhir import SUPPORTED_TYPES
 #: Examples of the package that break R4 themselves; the server must refuse them with a 4xx.
 INVALID_EXAMPLES = {
     "Questionnaire-qs1.json": "items are missing the required linkId",
-    "Observation-clinical-gender.json": "Observation.performer references an Encounter, not an allowed target",
+    "Observation-clinical-gender.json": "Observation.performer references an Encounter, not allowed there",
 }
 EXPECTED_TOTAL = 217
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 def test_crud_cycle(client) -> None:
-    r = client.post("/fhir/Patient", json={"resourceType": "Patient", "name": [{"family": "Smoke"}], "gender": "female"})
+    r = client.post(
+        "/fhir/Patient", json={"resourceType": "Patient", "name": [{"family": "Smoke"}], "gender": "female"}
+    )
     assert r.status_code == 201, r.text
     pid = r.json()["id"]
     assert r.headers["etag"] == 'W/"1"'

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from medweave.cli import db as db_cli
-from medweave.cli import demo as demo_cli
-from medweave.cli import records as records_cli
 from medweave.cli.context import one_line_errors, settings
+from medweave.cli.db import app as db_app
+from medweave.cli.demo import app as demo_app
+from medweave.cli.records import app as records_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Medweave: the open health platform.")
-app.add_typer(db_cli.app, name="db")
-app.add_typer(records_cli.app, name="records")
-app.add_typer(demo_cli.app, name="demo")
+app.add_typer(db_app, name="db")
+app.add_typer(records_app, name="records")
+app.add_typer(demo_app, name="demo")
 
 
 @app.command()

@@ -18,7 +18,9 @@ from medweave.security.crypto import MasterKey, new_data_key
 def data_key_for_write(conn: Connection, *, master: MasterKey, patient_id: str) -> bytes:
     """The patient's DEK, made on first use. Writing for an erased patient is refused (410)."""
     row = conn.execute(
-        select(patient_keys.c.wrapped_key, patient_keys.c.erased).where(patient_keys.c.patient_id == patient_id)
+        select(patient_keys.c.wrapped_key, patient_keys.c.erased).where(
+            patient_keys.c.patient_id == patient_id
+        )
     ).first()
     if row is not None:
         if row.erased is not None or row.wrapped_key is None:
@@ -49,7 +51,9 @@ def destroy_key(conn: Connection, *, patient_id: str) -> bool:
         .values(wrapped_key=None, erased=now, master_key_id=None)
     )
     if res.rowcount == 0:
-        conn.execute(patient_keys.insert().values(patient_id=patient_id, wrapped_key=None, created=now, erased=now))
+        conn.execute(
+            patient_keys.insert().values(patient_id=patient_id, wrapped_key=None, created=now, erased=now)
+        )
         return False
     return True
 
@@ -62,7 +66,9 @@ def is_erased(conn: Connection, *, patient_id: str) -> bool:
 def rewrap_all(conn: Connection, *, old: MasterKey, new: MasterKey) -> int:
     """Re-wrap every live DEK under a new master key, in the caller's transaction."""
     rows = conn.execute(
-        select(patient_keys.c.patient_id, patient_keys.c.wrapped_key).where(patient_keys.c.wrapped_key.is_not(None))
+        select(patient_keys.c.patient_id, patient_keys.c.wrapped_key).where(
+            patient_keys.c.wrapped_key.is_not(None)
+        )
     ).all()
     for row in rows:
         dek = old.unwrap(row.wrapped_key, patient_id=row.patient_id)

@@ -215,7 +215,9 @@ def _json_kind(value: object) -> str:
         return "boolean"
     if isinstance(value, int | float):
         return "number"
-    return {str: "string", dict: "object", list: "array"}.get(type(value), type(value).__name__)
+    if isinstance(value, str):
+        return "string"
+    return "object" if isinstance(value, dict) else "array" if isinstance(value, list) else "null"
 
 
 def _json_fidelity(sent: object, parsed: object, path: str, issues: list[Issue]) -> None:
@@ -235,7 +237,9 @@ def _json_fidelity(sent: object, parsed: object, path: str, issues: list[Issue])
         parsed_map = parsed if isinstance(parsed, dict) else {}
         for key, value in sent.items():
             if value is None:
-                issues.append(Issue("error", "value", "null is not allowed as a property value", [f"{path}.{key}"]))
+                issues.append(
+                    Issue("error", "value", "null is not allowed as a property value", [f"{path}.{key}"])
+                )
             else:
                 _json_fidelity(value, parsed_map.get(key), f"{path}.{key}", issues)
     elif isinstance(sent, list):
@@ -250,7 +254,12 @@ def _json_fidelity(sent: object, parsed: object, path: str, issues: list[Issue])
         issues.append(Issue("error", "value", "Empty strings are not allowed in FHIR JSON", [path]))
     elif parsed is not None and _json_kind(sent) != _json_kind(parsed):
         issues.append(
-            Issue("error", "value", f"Expected a JSON {_json_kind(parsed)}, got a JSON {_json_kind(sent)}", [path])
+            Issue(
+                "error",
+                "value",
+                f"Expected a JSON {_json_kind(parsed)}, got a JSON {_json_kind(sent)}",
+                [path],
+            )
         )
 
 

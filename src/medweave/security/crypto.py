@@ -64,7 +64,9 @@ class MasterKey:
 
     def unwrap(self, wrapped: bytes, *, patient_id: str) -> bytes:
         try:
-            return AESGCM(self.key).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_aad(patient_id))
+            return AESGCM(self.key).decrypt(
+                wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_aad(patient_id)
+            )
         except InvalidTag as exc:
             raise DecryptionFailed("a patient data key did not unwrap under the master key") from exc
 

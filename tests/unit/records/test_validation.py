@@ -355,7 +355,12 @@ def test_committed_bindings_match_the_generator() -> None:
         ({"resourceType": "Patient", "name": []}, "Patient.name"),
         ({"resourceType": "Patient", "name": [{"family": ""}]}, "Patient.name[0].family"),
         (
-            {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueQuantity": {"value": "72"}},
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "valueQuantity": {"value": "72"},
+            },
             "Observation.valueQuantity.value",
         ),
     ],
@@ -370,6 +375,11 @@ def test_json_types_are_not_coerced(body: dict, path: str) -> None:
 def test_nulls_line_up_primitive_extensions() -> None:
     body = {
         "resourceType": "Patient",
-        "name": [{"given": [None, "Jo"], "_given": [{"extension": [{"url": "http://x", "valueString": "a"}]}, None]}],
+        "name": [
+            {
+                "given": [None, "Jo"],
+                "_given": [{"extension": [{"url": "http://x", "valueString": "a"}]}, None],
+            }
+        ],
     }
     assert validate_resource(body) is body

@@ -12,10 +12,13 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+
 def upgrade() -> None:
     op.create_table(
         "audit_log",
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False),
+        sa.Column(
+            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False
+        ),
         sa.Column("recorded", sa.DateTime(timezone=True), nullable=False),
         sa.Column("interaction", sa.String(length=32), nullable=False),
         sa.Column("action", sa.String(length=1), nullable=False),
@@ -37,6 +40,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.bulk_insert(sa.table("audit_head", sa.column("id"), sa.column("last_seq")), [{"id": 1, "last_seq": 0}])
+
 
 def downgrade() -> None:
     op.drop_table("audit_head")
