@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
+from medweave.audit import AuditService
 from medweave.db import make_engine
 from medweave.migrate import upgrade
 from medweave.records.service import RecordService
+from medweave.security import tokens
 from medweave.security.crypto import MasterKey
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,20 +62,55 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     admin.dispose()
 
 
-@pytest.fixture
-def records(engine: Engine) -> RecordService:
-    return RecordService(engine=engine, master=MasterKey.generate(), base_url=BASE)
+TOKEN_SECRET = b"medweave-test-token-secret-32-bytes-long!"
 
 
 @pytest.fixture
-def client(records: RecordService, tmp_path: Path) -> Iterator[object]:
-    from fastapi.testclient import TestClient
+def audit(engine: Engine) -> Iterator[AuditService]:
+    service = AuditService(engine)
+    yield service
+    service.close()
 
+
+@pytest.fixture
+def records(engine: Engine, audit: AuditService) -> RecordService:
+    return RecordService(engine=engine, master=MasterKey.generate(), base_url=BASE, audit=audit)
+
+
+def bearer(
+    scope: str = "system/*.cruds", *, kind: str = "client", subject: str = "test-suite", **claims: str
+) -> dict[str, str]:
+    """An Authorization header with a token this suite's app accepts."""
+    token = tokens.issue(
+        secret=TOKEN_SECRET,
+        issuer="http://testserver",
+        subject=subject,
+        audience=BASE,
+        scope=scope,
+        kind=kind,
+        ttl=timedelta(hours=1),
+        **claims,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def app(records: RecordService, tmp_path: Path) -> object:
     from medweave.config import Settings
     from medweave.web.app import create_app
+    from medweave.web.auth import Authenticator
 
-    app = create_app(Settings(data_dir=tmp_path / "data", base_url="http://testserver"), records=records)
-    with TestClient(app) as c:
+    settings = Settings(data_dir=tmp_path / "data", base_url="http://testserver")
+    auth = Authenticator(secret=TOKEN_SECRET, issuer="http://testserver", audience=BASE)
+    return create_app(settings, records=records, authenticator=auth)
+
+
+@pytest.fixture
+def client(app: object) -> Iterator[object]:
+    """An HTTP client acting as a backend integration with ``system/*.cruds`` (no patient limits)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, headers=bearer()) as c:  # type: ignore[arg-type]
         yield c
 
 

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         "Default: DATA_DIR/secrets/master.key (made on first run, 0600).",
     )
     master_key_file: Path | None = Field(default=None, description="File holding the master key (base64).")
+    token_secret: str | None = Field(
+        default=None,
+        description="Base64 secret (32+ bytes) that signs access tokens; default DATA_DIR/secrets/token.key.",
+    )
+    token_secret_file: Path | None = Field(default=None, description="File holding the token-signing secret.")
     base_url: str = Field(
         default="http://127.0.0.1:8000", description="Public base URL, used in Bundle links and fullUrls."
     )
@@ -51,6 +56,10 @@ class Settings(BaseSettings):
     @property
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "secrets" / "master.key"
+
+    @property
+    def effective_token_secret_file(self) -> Path:
+        return self.token_secret_file or self.data_dir / "secrets" / "token.key"
 
     @property
     def fhir_base(self) -> str:

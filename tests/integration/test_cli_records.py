@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from medweave.cli.context import record_service
+from medweave.cli.context import OPERATOR, record_service
 from medweave.cli.main import app
 from medweave.config import Settings
 from medweave.db import make_engine, read_tx
@@ -113,7 +113,7 @@ def ndjson_resources() -> list[dict[str, Any]]:
 
 
 def _search_total(res_type: str, **params: str) -> int:
-    return int(service().search(res_type=res_type, params=list(params.items()))["total"])
+    return int(service().search(principal=OPERATOR, res_type=res_type, params=list(params.items()))["total"])
 
 
 def _assert_one_line_error(result: Any) -> None:
@@ -136,7 +136,7 @@ def test_import_transaction_bundle(data_dir: Path, tmp_path: Path) -> None:
     assert "Organization" in result.stdout and "Claim" in result.stdout  # the skipped types
     assert _search_total("Patient", family=FAMILY) == 1
     assert _search_total("Observation") == 2
-    obs = service().search(res_type="Observation", params=[])["entry"]
+    obs = service().search(principal=OPERATOR, res_type="Observation", params=[])["entry"]
     performers = sorted(json.dumps(e["resource"]["performer"], sort_keys=True) for e in obs)
     assert performers == sorted(
         [
@@ -160,8 +160,11 @@ def test_import_ndjson(data_dir: Path, tmp_path: Path) -> None:
     result = run("records", "import", str(path))
     assert result.exit_code == 0, result.output
     svc = service()
-    assert svc.read(res_type="Patient", res_id="nd-1").body["name"][0]["family"] == "Ndjsonfamily"
-    assert svc.read(res_type="Observation", res_id="nd-obs-1").body["subject"] == {
+    assert (
+        svc.read(principal=OPERATOR, res_type="Patient", res_id="nd-1").body["name"][0]["family"]
+        == "Ndjsonfamily"
+    )
+    assert svc.read(principal=OPERATOR, res_type="Observation", res_id="nd-obs-1").body["subject"] == {
         "reference": "Patient/nd-1"
     }
     assert _search_total("Observation", subject="Patient/nd-1") == 2
@@ -270,7 +273,7 @@ def _import_two_patients(tmp_path: Path) -> str:
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(transaction_bundle()))
     assert run("records", "import", str(path)).exit_code == 0
-    hit = service().search(res_type="Patient", params=[("family", FAMILY)])
+    hit = service().search(principal=OPERATOR, res_type="Patient", params=[("family", FAMILY)])
     return str(hit["entry"][0]["resource"]["id"])
 
 
@@ -279,7 +282,7 @@ def test_erase_patient_needs_yes(data_dir: Path, tmp_path: Path) -> None:
     result = run("records", "erase-patient", patient_id)
     _assert_one_line_error(result)
     assert "--yes" in result.stderr
-    assert service().read(res_type="Patient", res_id=patient_id).body is not None
+    assert service().read(principal=OPERATOR, res_type="Patient", res_id=patient_id).body is not None
 
 
 def test_erase_patient_shreds_the_record(data_dir: Path, tmp_path: Path) -> None:
@@ -287,7 +290,10 @@ def test_erase_patient_shreds_the_record(data_dir: Path, tmp_path: Path) -> None
     needles = [s.encode() for s in (FAMILY, GIVEN, MRN, FAMILY.lower(), GIVEN.lower(), MRN.lower())]
     before = _db_bytes(data_dir)
     assert any(n in before for n in needles), "the scan must see the plaintext index before erasure"
-    obs_ids = [e["resource"]["id"] for e in service().search(res_type="Observation", params=[])["entry"]]
+    obs_ids = [
+        e["resource"]["id"]
+        for e in service().search(principal=OPERATOR, res_type="Observation", params=[])["entry"]
+    ]
 
     result = run("records", "erase-patient", patient_id, "--yes")
     assert result.exit_code == 0, result.output
@@ -298,9 +304,12 @@ def test_erase_patient_shreds_the_record(data_dir: Path, tmp_path: Path) -> None
         ("Observation", i) for i in obs_ids if i != "keep-o"
     ]:
         with pytest.raises(Gone) as caught:
-            svc.read(res_type=res_type, res_id=res_id)
+            svc.read(principal=OPERATOR, res_type=res_type, res_id=res_id)
         assert caught.value.status == 410
-    assert svc.read(res_type="Patient", res_id="keep-1").body["name"][0]["family"] == "Keepfamily"
+    assert (
+        svc.read(principal=OPERATOR, res_type="Patient", res_id="keep-1").body["name"][0]["family"]
+        == "Keepfamily"
+    )
     svc.engine.dispose()
     after = _db_bytes(data_dir)
     found = [n.decode() for n in needles if n in after]
@@ -338,14 +347,17 @@ def test_rotate_master_key(data_dir: Path, tmp_path: Path) -> None:
     assert new.key != old.key
     assert not (data_dir / "secrets" / "master.key.next").exists()
     assert _key_file(data_dir).stat().st_mode & 0o077 == 0
-    assert service().read(res_type="Patient", res_id=patient_id).body["name"][0]["family"] == FAMILY
+    assert (
+        service().read(principal=OPERATOR, res_type="Patient", res_id=patient_id).body["name"][0]["family"]
+        == FAMILY
+    )
     for pid, wrapped in _wrapped_keys():
         new.unwrap(wrapped, patient_id=pid)
         with pytest.raises(DecryptionFailed):
             old.unwrap(wrapped, patient_id=pid)
     stale = RecordService(engine=service().engine, master=old, base_url="http://x/fhir")
     with pytest.raises(DecryptionFailed):
-        stale.read(res_type="Patient", res_id=patient_id)
+        stale.read(principal=OPERATOR, res_type="Patient", res_id=patient_id)
 
 
 def test_rotate_refuses_an_inline_master_key(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -364,7 +376,10 @@ def test_rotate_finishes_a_rotation_that_crashed_after_rewrapping(data_dir: Path
     result = run("records", "rotate-master-key")
     assert result.exit_code == 0, result.output
     assert "finished it" in result.stdout
-    assert service().read(res_type="Patient", res_id=patient_id).body["name"][0]["family"] == FAMILY
+    assert (
+        service().read(principal=OPERATOR, res_type="Patient", res_id=patient_id).body["name"][0]["family"]
+        == FAMILY
+    )
     assert not (data_dir / "secrets" / "master.key.next").exists()
 
 
@@ -374,7 +389,10 @@ def test_rotate_rolls_back_a_rotation_that_crashed_before_rewrapping(data_dir: P
     result = run("records", "rotate-master-key")
     assert result.exit_code == 0, result.output
     assert "rolled it back" in result.stdout
-    assert service().read(res_type="Patient", res_id=patient_id).body["name"][0]["family"] == FAMILY
+    assert (
+        service().read(principal=OPERATOR, res_type="Patient", res_id=patient_id).body["name"][0]["family"]
+        == FAMILY
+    )
 
 
 # -- demo -----------------------------------------------------------------------------------------

@@ -18,9 +18,11 @@ import httpx
 import pytest
 import uvicorn
 
+from conftest import BASE, TOKEN_SECRET, bearer
 from medweave.config import Settings
 from medweave.records.service import RecordService
 from medweave.web.app import create_app
+from medweave.web.auth import Authenticator
 
 CLIENTS = 20
 SYSTEM = "urn:medweave:test:client"
@@ -36,7 +38,9 @@ def _free_port() -> int:
 def server_url(records: RecordService, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     app = create_app(
-        Settings(data_dir=tmp_path / "data", base_url=f"http://127.0.0.1:{port}"), records=records
+        Settings(data_dir=tmp_path / "data", base_url=f"http://127.0.0.1:{port}"),
+        records=records,
+        authenticator=Authenticator(secret=TOKEN_SECRET, issuer="http://testserver", audience=BASE),
     )
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="off")
     server = uvicorn.Server(config)
@@ -53,7 +57,7 @@ def server_url(records: RecordService, tmp_path: Path) -> Iterator[str]:
 
 
 def test_concurrent_if_match_updates_lose_nothing(server_url: str) -> None:
-    with httpx.Client(base_url=server_url, timeout=60) as setup:
+    with httpx.Client(base_url=server_url, timeout=60, headers=bearer()) as setup:
         r = setup.post("/Patient", json={"resourceType": "Patient", "name": [{"family": "Race"}]})
         assert r.status_code == 201, r.text
         pid = r.json()["id"]
@@ -65,7 +69,7 @@ def test_concurrent_if_match_updates_lose_nothing(server_url: str) -> None:
 
     def worker(n: int) -> None:
         try:
-            with httpx.Client(base_url=server_url, timeout=60) as http:
+            with httpx.Client(base_url=server_url, timeout=60, headers=bearer()) as http:
                 barrier.wait(timeout=30)
                 for _ in range(200):
                     cur = http.get(f"/Patient/{pid}")
@@ -101,7 +105,7 @@ def test_concurrent_if_match_updates_lose_nothing(server_url: str) -> None:
             assert body["resourceType"] == "OperationOutcome"
             assert body["issue"][0]["severity"] == "error"
 
-    with httpx.Client(base_url=server_url, timeout=60) as http:
+    with httpx.Client(base_url=server_url, timeout=60, headers=bearer()) as http:
         final = http.get(f"/Patient/{pid}")
         assert final.status_code == 200
         assert final.json()["meta"]["versionId"] == str(1 + CLIENTS)

@@ -20,12 +20,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
+from conftest import BASE, TOKEN_SECRET, bearer
 from medweave.config import Settings
 from medweave.db import make_engine
 from medweave.migrate import upgrade
 from medweave.records.service import RecordService
 from medweave.security.crypto import MasterKey
 from medweave.web.app import create_app
+from medweave.web.auth import Authenticator
 
 EXAMPLES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 25}
 MIN_CASES = 500
@@ -36,7 +38,12 @@ def app(tmp_path: Path) -> Iterator[Any]:
     engine = make_engine(f"sqlite:///{tmp_path / 'fuzz.db'}")
     upgrade(engine)
     records = RecordService(engine=engine, master=MasterKey.generate(), base_url="http://testserver/fhir")
-    yield create_app(Settings(data_dir=tmp_path / "data", base_url="http://testserver"), records=records)
+    auth = Authenticator(secret=TOKEN_SECRET, issuer="http://testserver", audience=BASE)
+    yield create_app(
+        Settings(data_dir=tmp_path / "data", base_url="http://testserver"),
+        records=records,
+        authenticator=auth,
+    )
     engine.dispose()
 
 
@@ -74,7 +81,7 @@ def _fuzz(
         nonlocal ran
         ran += 1
         try:
-            response = case.call()
+            response = case.call(headers=bearer())
         except Exception as exc:
             failures.append(f"{label}: {type(exc).__name__}: {exc} <- {case.as_curl_command()}")
             return

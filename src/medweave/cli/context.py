@@ -9,11 +9,13 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
+from medweave.audit import AuditService
 from medweave.config import Settings
 from medweave.db import make_engine
 from medweave.errors import MedweaveError
 from medweave.records.service import RecordService
 from medweave.security.crypto import load_or_create_master_key
+from medweave.security.principal import Principal
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,13 +28,19 @@ def settings() -> Settings:
 def record_service(cfg: Settings | None = None) -> RecordService:
     cfg = cfg or settings()
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(cfg.effective_database_url)
     return RecordService(
-        engine=make_engine(cfg.effective_database_url),
+        engine=engine,
         master=load_or_create_master_key(inline=cfg.master_key, path=cfg.effective_master_key_file),
         base_url=cfg.fhir_base,
         page_size=cfg.default_page_size,
         max_page=cfg.max_page_size,
+        audit=AuditService(engine),
     )
+
+
+#: The operator at the command line; what they do is audited under this name.
+OPERATOR = Principal.internal("cli")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -17,11 +17,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import Engine, select
 
 from medweave import errors
-from medweave.cli.context import fail, one_line_errors, record_service, settings
+from medweave.cli.context import OPERATOR, fail, one_line_errors, record_service, settings
+from medweave.cli.worker import job_client
 from medweave.db import read_tx
 from medweave.errors import ConfigurationError, MedweaveError
-from medweave.jobs import JobInfo, JobRunner, JobState
-from medweave.records.importer import DEFAULT_CHUNK, import_job
+from medweave.jobs import JobClient, JobInfo, JobState
+from medweave.records.importer import DEFAULT_CHUNK
 from medweave.records.service import RecordService
 from medweave.records.tables import patient_keys
 from medweave.security.crypto import MasterKey, write_secret_file
@@ -33,7 +34,7 @@ _err = Console(stderr=True)
 # -- jobs in the terminal -----------------------------------------------------------------------
 
 
-def follow_job(runner: JobRunner, job_id: str, label: str) -> JobInfo:
+def follow_job(runner: JobClient, job_id: str, label: str) -> JobInfo:
     """Show a job's stored progress as a rich progress bar until it finishes.
 
     Ctrl-C asks the job to stop (it stops between transactions) and waits for it.
@@ -109,9 +110,10 @@ def import_(
 ) -> None:
     """Import FHIR data through the transaction path of the API; whole transactions only."""
     service = record_service()
-    runner = JobRunner(service.engine)
+    runner = job_client(service)
     started = time.monotonic()
-    job_id = runner.submit("records.import", import_job(service, path, chunk_size=chunk_size))
+    # An absolute path: with a job broker set, a worker (on shared storage) reads the file.
+    job_id = runner.enqueue("records.import", {"path": str(path.resolve()), "chunk_size": chunk_size})
     result = finish_job(follow_job(runner, job_id, "Importing"))
     print_import_summary(result, seconds=time.monotonic() - started)
 
@@ -124,7 +126,7 @@ def export(
 ) -> None:
     """Export a patient's record (Patient/$everything) as NDJSON, one resource per line."""
     service = record_service()
-    n = write_ndjson(out, service.export_patient(patient_id=patient))
+    n = write_ndjson(out, service.export_patient(principal=OPERATOR, patient_id=patient))
     typer.echo(f"wrote {n} resources of Patient/{patient} to {out}")
 
 
@@ -161,7 +163,7 @@ def erase_patient(
     """Crypto-shred a patient: destroy their data key; every read of their record answers 410."""
     if not yes:
         raise fail(f"erasing Patient/{patient_id} cannot be undone; run again with --yes to confirm", 2)
-    n = record_service().erase_patient(patient_id=patient_id)
+    n = record_service().erase_patient(principal=OPERATOR, patient_id=patient_id)
     typer.echo(f"erased Patient/{patient_id}: {n} resources shredded (their data key is destroyed)")
 
 

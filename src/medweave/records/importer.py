@@ -41,6 +41,10 @@ from medweave.jobs.runner import JobCancelled, JobContext, JobFn
 from medweave.records.fhir import SUPPORTED_TYPES
 from medweave.records.service import RecordService
 from medweave.records.transactions import transaction
+from medweave.security.principal import Principal
+
+#: Imports are run by the operator (CLI, demo seed, jobs) and audited under this name.
+OPERATOR = Principal.internal("import")
 
 #: Non-patient resources that many source bundles repeat; stored once, under a stable id.
 SHARED_TYPES = frozenset({"Practitioner", "PractitionerRole"})
@@ -237,7 +241,7 @@ class Resolver:
         if self.service is None:
             return False
         try:
-            self.service.read(res_type=res_type, res_id=res_id)
+            self.service.read(principal=OPERATOR, res_type=res_type, res_id=res_id)
         except (NotFound, Gone):
             return False
         self.known.add((res_type, res_id))
@@ -255,7 +259,9 @@ class Resolver:
             return None
         token = f"{system}|{value}" if system else value
         try:
-            found = self.service.search(res_type=res_type, params=[("identifier", token), ("_count", "2")])
+            found = self.service.search(
+                principal=OPERATOR, res_type=res_type, params=[("identifier", token), ("_count", "2")]
+            )
         except MedweaveError:
             return None
         entries = [e for e in found.get("entry", []) if e.get("search", {}).get("mode") == "match"]
@@ -499,7 +505,7 @@ def import_path(
 
 def _run(service: RecordService, unit: Unit, source: Source, summary: ImportSummary) -> None:
     try:
-        transaction(service, unit.bundle)
+        transaction(service, unit.bundle, principal=OPERATOR)
     except MedweaveError as exc:
         where = _origin(exc, unit)
         n = summary.transactions

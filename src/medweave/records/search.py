@@ -175,12 +175,20 @@ def _param_cond(req: SearchRequest, p: SearchParam, now_us: int) -> ColumnElemen
     return resources.c.res_id.in_(matches)
 
 
-def build_match_query(req: SearchRequest, *, now: datetime | None = None) -> Select[Any]:
-    """``(res_type, res_id)`` of every live resource of ``req.res_type`` matching all parameters."""
+def build_match_query(
+    req: SearchRequest, *, now: datetime | None = None, visible: ColumnElement[bool] | None = None
+) -> Select[Any]:
+    """``(res_type, res_id)`` of every live resource of ``req.res_type`` matching all parameters.
+
+    ``visible`` (a condition on ``resources.patient_id``, from ``access``) limits the matches to
+    what the caller may see, so totals and pages never count anything else.
+    """
     now_us = ((now or datetime.now(UTC)) - _EPOCH) // timedelta(microseconds=1)
     query = select(resources.c.res_type, resources.c.res_id).where(
         resources.c.res_type == req.res_type, resources.c.deleted.is_(False)
     )
+    if visible is not None:
+        query = query.where(visible)
     for p in req.params:
         query = query.where(_param_cond(req, p, now_us))
     return query
@@ -209,16 +217,28 @@ def _sort_key(req: SearchRequest, code: str, desc: bool) -> Any:
     )
 
 
-def count_matches(conn: Connection, req: SearchRequest, *, now: datetime | None = None) -> int:
-    sub = build_match_query(req, now=now).subquery()
+def count_matches(
+    conn: Connection,
+    req: SearchRequest,
+    *,
+    now: datetime | None = None,
+    visible: ColumnElement[bool] | None = None,
+) -> int:
+    sub = build_match_query(req, now=now, visible=visible).subquery()
     return int(conn.execute(select(func.count()).select_from(sub)).scalar_one())
 
 
 def page(
-    conn: Connection, req: SearchRequest, offset: int, count: int, *, now: datetime | None = None
+    conn: Connection,
+    req: SearchRequest,
+    offset: int,
+    count: int,
+    *,
+    now: datetime | None = None,
+    visible: ColumnElement[bool] | None = None,
 ) -> list[tuple[str, str]]:
     """One page of matches in ``_sort`` order (then by id), as ``(res_type, res_id)``."""
-    query = build_match_query(req, now=now)
+    query = build_match_query(req, now=now, visible=visible)
     order: list[Any] = []
     for code, desc in req.sort:
         key = _sort_key(req, code, desc)

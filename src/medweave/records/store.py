@@ -6,20 +6,33 @@ read, so two writers can never both win one version (no lost update on SQLite or
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, desc, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, and_, desc, func, select, true, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from medweave.errors import Conflict, Gone, NotFound, PreconditionFailed
 from medweave.records import keys
-from medweave.records.indexing import compartment_patients, extract_index
+from medweave.records.care import care_entries
+from medweave.records.indexing import IndexEntry, compartment_patients, extract_index
 from medweave.records.search import delete_index, replace_index
 from medweave.records.tables import patient_keys, resource_versions, resources
 from medweave.security.crypto import MasterKey, open_sealed, seal
+
+
+class RecordGone(Gone):
+    """Deleted or erased; carries the owning patient so access can be checked before saying so."""
+
+    def __init__(self, message: str, *, patient_id: str | None):
+        super().__init__(message)
+        self.patient_id = patient_id
+
+
+Authorize = Callable[[str | None, str | None, bool], None]
 
 
 class WriteRace(Exception):
@@ -35,6 +48,7 @@ class Stored:
     deleted: bool
     method: str
     body: dict[str, Any] | None
+    patient_id: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -58,7 +72,7 @@ def _decode(master: MasterKey, row: Any, *, method: str = "") -> Stored:
     body = None
     if not row.deleted and row.body is not None:
         if row.patient_id is not None and row.erased is not None:
-            raise Gone(f"{row.res_type}/{row.res_id} is gone")
+            raise RecordGone(f"{row.res_type}/{row.res_id} is gone", patient_id=row.patient_id)
         dek = (
             master.unwrap(row.wrapped_key, patient_id=row.patient_id)
             if row.patient_id is not None and row.wrapped_key is not None
@@ -109,7 +123,7 @@ def read_current(conn: Connection, *, master: MasterKey, res_type: str, res_id: 
     if row is None:
         raise NotFound(f"{res_type}/{res_id} is not known")
     if row.deleted or (row.patient_id is not None and row.erased is not None):
-        raise Gone(f"{res_type}/{res_id} is gone")
+        raise RecordGone(f"{res_type}/{res_id} is gone", patient_id=row.patient_id)
     return _decode(master, row)
 
 
@@ -123,12 +137,21 @@ def read_version(
     if row is None:
         raise NotFound(f"{res_type}/{res_id} has no version {version_id}")
     if row.deleted or (row.patient_id is not None and row.erased is not None):
-        raise Gone(f"{res_type}/{res_id} version {version_id} is gone")
+        raise RecordGone(f"{res_type}/{res_id} version {version_id} is gone", patient_id=row.patient_id)
     return _decode(master, row, method=row.method)
 
 
-def read_many(conn: Connection, *, master: MasterKey, keys_: list[tuple[str, str]]) -> list[Stored]:
-    """Current, readable versions of the given keys, in the given order (missing ones dropped)."""
+def read_many(
+    conn: Connection,
+    *,
+    master: MasterKey,
+    keys_: list[tuple[str, str]],
+    visible: ColumnElement[bool] | None = None,
+) -> list[Stored]:
+    """Current, readable versions of the given keys, in the given order (missing ones dropped).
+
+    ``visible`` (a condition on ``resources.patient_id``) drops what the caller may not see.
+    """
     if not keys_:
         return []
     found: dict[tuple[str, str], Stored] = {}
@@ -139,6 +162,7 @@ def read_many(conn: Connection, *, master: MasterKey, keys_: list[tuple[str, str
                 tuple_(resources.c.res_type, resources.c.res_id).in_(chunk),
                 resources.c.deleted.is_(False),
                 patient_keys.c.erased.is_(None),
+                true() if visible is None else visible,
             )
         ).all()
         for row in rows:
@@ -155,10 +179,16 @@ def history(
     since: datetime | None,
     offset: int,
     count: int,
+    visible: ColumnElement[bool] | None = None,
 ) -> tuple[int, list[Stored]]:
-    """Versions newest first, with the total; erased patients' versions are left out."""
+    """Versions newest first, with the total; erased patients' versions are left out.
+
+    ``visible`` (a condition on ``resource_versions.patient_id``) drops what the caller may not see.
+    """
     v = resource_versions.c
     conds: list[ColumnElement[bool]] = [patient_keys.c.erased.is_(None)]
+    if visible is not None:
+        conds.append(visible)
     if res_type:
         conds.append(v.res_type == res_type)
     if res_id:
@@ -181,6 +211,15 @@ def history(
     return total, [_decode(master, row, method=row.method) for row in rows]
 
 
+def current_row(conn: Connection, *, res_type: str, res_id: str) -> Any:
+    """``(version_id, deleted, patient_id)`` of the current row, or None; bodies are not read."""
+    return conn.execute(
+        select(resources.c.version_id, resources.c.deleted, resources.c.patient_id).where(
+            resources.c.res_type == res_type, resources.c.res_id == res_id
+        )
+    ).first()
+
+
 def current_version(conn: Connection, *, res_type: str, res_id: str) -> tuple[int, bool] | None:
     row = conn.execute(
         select(resources.c.version_id, resources.c.deleted).where(
@@ -200,12 +239,30 @@ def write(
     now: datetime,
     expected_version: int | None = None,
     create_only: bool = False,
+    authorize: Authorize | None = None,
 ) -> Stored:
-    """Write a new version (``body=None`` deletes). The body's ``meta`` is stamped in place."""
+    """Write a new version (``body=None`` deletes). The body's ``meta`` is stamped in place.
+
+    ``authorize(old_patient, new_patient, exists)`` runs before anything that could tell the
+    caller whether the resource exists (409, 412, 410), so refusals cannot be used as an oracle.
+    """
     r = resources.c
     cur = conn.execute(
         select(r.version_id, r.deleted, r.patient_id).where(r.res_type == res_type, r.res_id == res_id)
     ).first()
+    entries: list[IndexEntry] = []
+    patient_id = cur.patient_id if cur else None
+    if body is not None:
+        entries = extract_index(body)
+        patients = compartment_patients(body, entries)
+        patient_id = patients[0] if patients else None
+        entries += care_entries(body)
+    if authorize is not None:
+        authorize(
+            cur.patient_id if cur else None,
+            patient_id if body is not None else None,
+            bool(cur and not cur.deleted),
+        )
     if create_only and cur is not None:
         raise Conflict(f"{res_type}/{res_id} already exists")
     if expected_version is not None and (cur is None or cur.version_id != expected_version):
@@ -216,13 +273,8 @@ def write(
         raise Gone(f"{res_type}/{res_id} is gone")
     vid = cur.version_id + 1 if cur else 1
     method = "DELETE" if body is None else ("POST" if cur is None else "PUT")
-    if body is None:
-        patient_id = cur.patient_id if cur else None
-        blob = None
-    else:
-        entries = extract_index(body)
-        patients = compartment_patients(body, entries)
-        patient_id = patients[0] if patients else None
+    blob = None
+    if body is not None:
         meta = body.setdefault("meta", {})
         meta["versionId"] = str(vid)
         meta["lastUpdated"] = instant(now)
@@ -256,7 +308,7 @@ def write(
         delete_index(conn, res_type=res_type, res_id=res_id)
     else:
         replace_index(conn, res_type=res_type, res_id=res_id, patient_id=patient_id, entries=entries)
-    return Stored(res_type, res_id, vid, now, body is None, method, body)
+    return Stored(res_type, res_id, vid, now, body is None, method, body, patient_id)
 
 
 def patient_compartment_keys(conn: Connection, *, patient_id: str) -> list[tuple[str, str]]:

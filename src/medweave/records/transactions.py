@@ -17,10 +17,11 @@ from urllib.parse import parse_qsl, urlsplit
 from sqlalchemy import Connection
 
 from medweave.errors import InvalidInput, MedweaveError
-from medweave.records import fhir, store
-from medweave.records.service import RecordService
-from medweave.records.store import Stored
+from medweave.records import access, fhir, store
+from medweave.records.service import RecordService, deletable
+from medweave.records.store import RecordGone, Stored
 from medweave.records.validation import validate_resource
+from medweave.security.principal import Principal
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
@@ -138,7 +139,14 @@ def _check_bundle(data: object, kind: str) -> list[object]:
     return entries
 
 
-def transaction(service: RecordService, data: object) -> dict[str, Any]:
+def transaction(service: RecordService, data: object, *, principal: Principal) -> dict[str, Any]:
+    with service.trail.event(principal, "transaction") as note:
+        result = _transaction(service, data, principal)
+        note.patients.update(result.pop("_patients"))
+        return result
+
+
+def _transaction(service: RecordService, data: object, principal: Principal) -> dict[str, Any]:
     entries = [_parse_entry(i, raw) for i, raw in enumerate(_check_bundle(data, "transaction"))]
     mapping: dict[str, str] = {}
     seen: set[tuple[str, str]] = set()
@@ -165,17 +173,23 @@ def transaction(service: RecordService, data: object) -> dict[str, Any]:
             dangling[0].index, "references a urn:uuid that no entry of this Bundle defines", "resource"
         )
 
+    fresh = frozenset(
+        e.res_id for e in entries if e.method == "POST" and e.res_type == "Patient" and e.res_id
+    )
+    touched: set[str] = set()
+
     def run(conn: Connection) -> list[dict[str, Any]]:
+        touched.clear()
         out: list[dict[str, Any] | None] = [None] * len(entries)
         for e in sorted(entries, key=lambda x: _ORDER[x.method]):
-            out[e.index] = _apply(service, conn, e)
+            out[e.index] = _apply(service, conn, e, principal, fresh, touched)
         return [o for o in out if o is not None]
 
     try:
         responses = service.in_write(run)
     except MedweaveError as exc:
         raise type(exc)(f"transaction failed, nothing was stored: {exc.message}", issues=exc.issues) from exc
-    return fhir.bundle("transaction-response", entries=responses)
+    return fhir.bundle("transaction-response", entries=responses) | {"_patients": touched}
 
 
 def _has_urn_ref(node: Any) -> bool:
@@ -189,32 +203,47 @@ def _has_urn_ref(node: Any) -> bool:
     return False
 
 
-def _apply(service: RecordService, conn: Connection, e: _Entry) -> dict[str, Any]:
+def _apply(
+    service: RecordService,
+    conn: Connection,
+    e: _Entry,
+    principal: Principal,
+    fresh: frozenset[str],
+    touched: set[str],
+) -> dict[str, Any]:
     base = service.base
     try:
-        if e.method == "POST":
-            assert e.body is not None and e.res_id is not None
-            stored = service.write_in(
-                conn, res_type=e.res_type, res_id=e.res_id, body=e.body, create_only=True
-            )
-            return _response(base, stored, "201 Created", stored.body)
-        if e.method == "PUT":
-            assert e.body is not None and e.res_id is not None
-            stored = service.write_in(
-                conn, res_type=e.res_type, res_id=e.res_id, body=e.body, expected_version=e.if_match
-            )
-            return _response(base, stored, "201 Created" if stored.version_id == 1 else "200 OK", stored.body)
-        if e.method == "DELETE":
+        if e.method in ("POST", "PUT", "DELETE"):
             assert e.res_id is not None
-            cur = store.current_version(conn, res_type=e.res_type, res_id=e.res_id)
-            if cur is None or cur[1]:
+            if e.method == "DELETE" and not deletable(conn, principal, e.res_type, e.res_id):
                 return _response(base, None, "204 No Content")
-            service.write_in(conn, res_type=e.res_type, res_id=e.res_id, body=None)
-            return _response(base, None, "204 No Content")
+            stored = service.write_in(
+                conn,
+                principal=principal,
+                res_type=e.res_type,
+                res_id=e.res_id,
+                body=e.body,
+                create_only=e.method == "POST",
+                expected_version=e.if_match,
+                put=e.method == "PUT",
+                fresh_patients=fresh,
+            )
+            touched.update(p for p in (stored.patient_id,) if p)
+            if e.method == "DELETE":
+                return _response(base, None, "204 No Content")
+            status = "201 Created" if stored.version_id == 1 else "200 OK"
+            return _response(base, stored, status, stored.body)
         # GET: a read inside the transaction
         if e.res_id is None:
             raise _bad(e.index, "search inside a transaction is not supported", "request.url")
-        stored = store.read_current(conn, master=service.master, res_type=e.res_type, res_id=e.res_id)
+        access.view(principal, e.res_type, "read")
+        try:
+            stored = store.read_current(conn, master=service.master, res_type=e.res_type, res_id=e.res_id)
+        except RecordGone as gone:
+            access.require_readable(conn, principal, e.res_type, e.res_id, gone.patient_id)
+            raise
+        access.require_readable(conn, principal, e.res_type, e.res_id, stored.patient_id)
+        touched.update(p for p in (stored.patient_id,) if p)
         return _response(base, stored, "200 OK", stored.body)
     except MedweaveError as exc:
         for issue in exc.issues:
@@ -222,15 +251,14 @@ def _apply(service: RecordService, conn: Connection, e: _Entry) -> dict[str, Any
         raise
 
 
-def batch(service: RecordService, data: object) -> dict[str, Any]:
-    raw_entries = _check_bundle(data, "batch")
-    responses: list[dict[str, Any]] = []
-    for i, raw in enumerate(raw_entries):
-        responses.append(_batch_one(service, i, raw))
-    return fhir.bundle("batch-response", entries=responses)
+def batch(service: RecordService, data: object, *, principal: Principal) -> dict[str, Any]:
+    with service.trail.event(principal, "batch"):
+        raw_entries = _check_bundle(data, "batch")
+        responses = [_batch_one(service, i, raw, principal) for i, raw in enumerate(raw_entries)]
+        return fhir.bundle("batch-response", entries=responses)
 
 
-def _batch_one(service: RecordService, index: int, raw: object) -> dict[str, Any]:
+def _batch_one(service: RecordService, index: int, raw: object, principal: Principal) -> dict[str, Any]:
     def fail(exc: MedweaveError) -> dict[str, Any]:
         return {"response": {"status": str(exc.status), "outcome": fhir.operation_outcome(exc.issues)}}
 
@@ -241,33 +269,33 @@ def _batch_one(service: RecordService, index: int, raw: object) -> dict[str, Any
         if e.method == "GET":
             if e.res_id is None:
                 return {
-                    "resource": service.search(res_type=e.res_type, params=e.query),
+                    "resource": service.search(principal=principal, res_type=e.res_type, params=e.query),
                     "response": {"status": "200 OK"},
                 }
-            s = service.read(res_type=e.res_type, res_id=e.res_id)
+            s = service.read(principal=principal, res_type=e.res_type, res_id=e.res_id)
             return _response(service.base, s, "200 OK", s.body)
         if e.method == "POST":
-            s = service.create(res_type=e.res_type, data=e.body)
+            s = service.create(principal=principal, res_type=e.res_type, data=e.body)
             return _response(service.base, s, "201 Created", s.body)
         if e.method == "PUT":
             assert e.res_id is not None
             s, created = service.update(
-                res_type=e.res_type, res_id=e.res_id, data=e.body, if_match=e.if_match
+                principal=principal, res_type=e.res_type, res_id=e.res_id, data=e.body, if_match=e.if_match
             )
             return _response(service.base, s, "201 Created" if created else "200 OK", s.body)
         assert e.res_id is not None
-        service.delete(res_type=e.res_type, res_id=e.res_id)
+        service.delete(principal=principal, res_type=e.res_type, res_id=e.res_id)
         return _response(service.base, None, "204 No Content")
     except MedweaveError as exc:
         return fail(exc)
 
 
-def process_bundle(service: RecordService, data: object) -> dict[str, Any]:
+def process_bundle(service: RecordService, data: object, *, principal: Principal) -> dict[str, Any]:
     kind = data.get("type") if isinstance(data, dict) else None
     if kind == "transaction":
-        return transaction(service, data)
+        return transaction(service, data, principal=principal)
     if kind == "batch":
-        return batch(service, data)
+        return batch(service, data, principal=principal)
     raise InvalidInput(
         "POST to the base needs a Bundle of type transaction or batch", expression=["Bundle.type"]
     )

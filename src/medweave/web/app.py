@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from medweave import __version__
+from medweave.audit import Actor, AuditService, rest_event
 from medweave.config import Settings
 from medweave.db import make_engine
 from medweave.records.service import RecordService
 from medweave.security.crypto import load_or_create_master_key
+from medweave.security.tokens import load_or_create_token_secret
 from medweave.web import errors
+from medweave.web.auth import Authenticator
 from medweave.web.routes import fhir
+
+_METHOD_INTERACTION = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}
 
 
 def build_records(settings: Settings) -> RecordService:
@@ -23,18 +33,69 @@ def build_records(settings: Settings) -> RecordService:
         base_url=settings.fhir_base,
         page_size=settings.default_page_size,
         max_page=settings.max_page_size,
+        audit=AuditService(engine),
     )
 
 
-def create_app(settings: Settings | None = None, *, records: RecordService | None = None) -> FastAPI:
+def build_authenticator(settings: Settings) -> Authenticator:
+    secret = load_or_create_token_secret(
+        inline=settings.token_secret, path=settings.effective_token_secret_file
+    )
+    return Authenticator(secret=secret, issuer=settings.base_url, audience=settings.fhir_base)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    records: RecordService | None = None,
+    authenticator: Authenticator | None = None,
+) -> FastAPI:
     settings = settings or Settings()
+    records = records or build_records(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if records.trail.audit is not None:
+            records.trail.audit.close()
+
     app = FastAPI(
         title="Medweave",
         version=__version__,
         description="FHIR R4 REST API of the Medweave health platform.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.records = records or build_records(settings)
+    app.state.records = records
+    app.state.authenticator = authenticator or build_authenticator(settings)
     errors.install(app)
     app.include_router(fhir.router)
+    app.middleware("http")(_audit_unserved)
     return app
+
+
+async def _audit_unserved(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Audit FHIR requests refused before they reached a record service (401, bad body, bad type).
+
+    Requests that reached a service were audited there, with their patients; this closes the gap
+    so that every API call leaves an AuditEvent.
+    """
+    response = await call_next(request)
+    if not request.url.path.startswith("/fhir") or request.url.path == "/fhir/metadata":
+        return response
+    if getattr(request.state, "audited", False):
+        return response
+    records: RecordService = request.app.state.records
+    if records.trail.audit is None:
+        return response
+    principal = getattr(request.state, "principal", None)
+    who = principal.audit_ref if principal is not None else "anonymous"
+    address = request.client.host if request.client else None
+    event = rest_event(
+        _METHOD_INTERACTION.get(request.method, "operation"),
+        status=response.status_code,
+        actor=Actor(who=who, address=address),
+        operation=None if request.method in _METHOD_INTERACTION else request.method.lower(),
+    )
+    await run_in_threadpool(records.trail.audit.record, event)
+    return response

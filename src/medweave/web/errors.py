@@ -23,7 +23,8 @@ def install(app: FastAPI) -> None:
     async def _domain(_request: Request, exc: MedweaveError) -> Response:
         if exc.status >= 500:
             log.error("server error: %s", type(exc).__name__)
-        return FhirResponse(operation_outcome(exc.issues), status_code=exc.status)
+        headers = {"WWW-Authenticate": 'Bearer realm="medweave"'} if exc.status == 401 else None
+        return FhirResponse(operation_outcome(exc.issues), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:

@@ -6,8 +6,9 @@ Location), status codes and bodies. All rules live in ``medweave.records``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
@@ -19,9 +20,11 @@ from medweave.records.capability import capability_statement
 from medweave.records.service import RecordService
 from medweave.records.store import Stored, instant
 from medweave.records.transactions import process_bundle
+from medweave.web.auth import authenticate
 from medweave.web.body import read_form, read_json
 from medweave.web.responses import FhirResponse
 
+T = TypeVar("T")
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
 _STARTED = instant(datetime.now(UTC))
@@ -82,6 +85,12 @@ ResType = Annotated[str, Path(json_schema_extra={"enum": list(shapes.SUPPORTED_T
 ResId = Annotated[str, Path(json_schema_extra={"pattern": "^[A-Za-z0-9\\-.]{1,64}$"})]
 
 
+async def _call(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a record service call off the event loop; from here on the service writes the audit."""
+    request.state.audited = True
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
 def _records(request: Request) -> RecordService:
     records: RecordService = request.app.state.records
     return records
@@ -138,68 +147,96 @@ async def metadata(request: Request) -> Response:
 
 @router.post("", summary="transaction or batch Bundle", openapi_extra=_BUNDLE_BODY)
 async def bundle(request: Request) -> Response:
+    principal = authenticate(request)
     data = await _body(request)
-    result = await run_in_threadpool(process_bundle, _records(request), data)
+    result = await _call(request, process_bundle, _records(request), data, principal=principal)
     return FhirResponse(result)
 
 
 @router.get("/_history", summary="history of all resources", openapi_extra=_HISTORY_QUERY)
 async def history_system(request: Request) -> Response:
+    principal = authenticate(request)
     params = list(request.query_params.multi_items())
-    result = await run_in_threadpool(_records(request).history, res_type=None, res_id=None, params=params)
+    result = await _call(
+        request, _records(request).history, principal=principal, res_type=None, res_id=None, params=params
+    )
     return FhirResponse(result)
 
 
 @router.get("/{res_type}", summary="search", openapi_extra=_SEARCH_QUERY)
 async def search(request: Request, res_type: ResType) -> Response:
+    principal = authenticate(request)
     params = list(request.query_params.multi_items())
-    result = await run_in_threadpool(
-        _records(request).search, res_type=_type(res_type), params=params, strict=_strict(request)
+    result = await _call(
+        request,
+        _records(request).search,
+        principal=principal,
+        res_type=_type(res_type),
+        params=params,
+        strict=_strict(request),
     )
     return FhirResponse(result)
 
 
 @router.post("/{res_type}/_search", summary="search by form post", openapi_extra=_FORM_BODY)
 async def search_post(request: Request, res_type: ResType) -> Response:
+    principal = authenticate(request)
     form = await read_form(request, max_bytes=request.app.state.settings.max_body_bytes)
     params = list(request.query_params.multi_items()) + form
-    result = await run_in_threadpool(
-        _records(request).search, res_type=_type(res_type), params=params, strict=_strict(request)
+    result = await _call(
+        request,
+        _records(request).search,
+        principal=principal,
+        res_type=_type(res_type),
+        params=params,
+        strict=_strict(request),
     )
     return FhirResponse(result)
 
 
 @router.post("/{res_type}", summary="create", openapi_extra=_JSON_BODY)
 async def create(request: Request, res_type: ResType) -> Response:
+    principal = authenticate(request)
     _type(res_type)
     data = await _body(request)
-    stored = await run_in_threadpool(_records(request).create, res_type=res_type, data=data)
+    stored = await _call(request, _records(request).create, principal=principal, res_type=res_type, data=data)
     return _resource_response(request, stored, 201, location=True)
 
 
 @router.get("/{res_type}/_history", summary="type history", openapi_extra=_HISTORY_QUERY)
 async def history_type(request: Request, res_type: ResType) -> Response:
+    principal = authenticate(request)
     params = list(request.query_params.multi_items())
-    result = await run_in_threadpool(
-        _records(request).history, res_type=_type(res_type), res_id=None, params=params
+    result = await _call(
+        request,
+        _records(request).history,
+        principal=principal,
+        res_type=_type(res_type),
+        res_id=None,
+        params=params,
     )
     return FhirResponse(result)
 
 
 @router.get("/Patient/{res_id}/$everything", summary="Patient $everything")
 async def everything(request: Request, res_id: ResId) -> Response:
-    result = await run_in_threadpool(_records(request).everything, patient_id=_id(res_id))
+    principal = authenticate(request)
+    result = await _call(request, _records(request).everything, principal=principal, patient_id=_id(res_id))
     return FhirResponse(result)
 
 
 @router.get("/{res_type}/{res_id}", summary="read")
 async def read(request: Request, res_type: ResType, res_id: ResId) -> Response:
-    stored = await run_in_threadpool(_records(request).read, res_type=_type(res_type), res_id=_id(res_id))
+    principal = authenticate(request)
+    stored = await _call(
+        request, _records(request).read, principal=principal, res_type=_type(res_type), res_id=_id(res_id)
+    )
     return _resource_response(request, stored)
 
 
 @router.put("/{res_type}/{res_id}", summary="update (or create with a client id)", openapi_extra=_JSON_BODY)
 async def update(request: Request, res_type: ResType, res_id: ResId) -> Response:
+    principal = authenticate(request)
     _type(res_type)
     _id(res_id)
     if_match = None
@@ -208,33 +245,54 @@ async def update(request: Request, res_type: ResType, res_id: ResId) -> Response
         if if_match is None:
             raise InvalidInput('If-Match must be an ETag such as W/"3"')
     data = await _body(request)
-    stored, created = await run_in_threadpool(
-        _records(request).update, res_type=res_type, res_id=res_id, data=data, if_match=if_match
+    stored, created = await _call(
+        request,
+        _records(request).update,
+        principal=principal,
+        res_type=res_type,
+        res_id=res_id,
+        data=data,
+        if_match=if_match,
     )
     return _resource_response(request, stored, 201 if created else 200, location=created)
 
 
 @router.delete("/{res_type}/{res_id}", summary="delete")
 async def delete(request: Request, res_type: ResType, res_id: ResId) -> Response:
-    stored = await run_in_threadpool(_records(request).delete, res_type=_type(res_type), res_id=_id(res_id))
+    principal = authenticate(request)
+    stored = await _call(
+        request, _records(request).delete, principal=principal, res_type=_type(res_type), res_id=_id(res_id)
+    )
     headers = {"ETag": shapes.etag(stored.version_id)} if stored else {}
     return Response(status_code=204, headers=headers)
 
 
 @router.get("/{res_type}/{res_id}/_history", summary="instance history", openapi_extra=_HISTORY_QUERY)
 async def history_instance(request: Request, res_type: ResType, res_id: ResId) -> Response:
+    principal = authenticate(request)
     params = list(request.query_params.multi_items())
-    result = await run_in_threadpool(
-        _records(request).history, res_type=_type(res_type), res_id=_id(res_id), params=params
+    result = await _call(
+        request,
+        _records(request).history,
+        principal=principal,
+        res_type=_type(res_type),
+        res_id=_id(res_id),
+        params=params,
     )
     return FhirResponse(result)
 
 
 @router.get("/{res_type}/{res_id}/_history/{version_id}", summary="vread")
 async def vread(request: Request, res_type: ResType, res_id: ResId, version_id: str) -> Response:
+    principal = authenticate(request)
     if not version_id.isdigit() or len(version_id) > 9:
         raise NotFound(f"version {version_id!r} is not known")
-    stored = await run_in_threadpool(
-        _records(request).vread, res_type=_type(res_type), res_id=_id(res_id), version_id=int(version_id)
+    stored = await _call(
+        request,
+        _records(request).vread,
+        principal=principal,
+        res_type=_type(res_type),
+        res_id=_id(res_id),
+        version_id=int(version_id),
     )
     return _resource_response(request, stored)

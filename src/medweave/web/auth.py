@@ -1,0 +1,72 @@
+"""Who is calling: a bearer token (API) or a page session (cookie) becomes a ``Principal``.
+
+Tokens are verified here (signature, audience, issuer, lifetime); what the principal may then do
+is decided by ``medweave.records.access`` and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from medweave.errors import Unauthenticated
+from medweave.security import tokens
+from medweave.security.principal import Principal, Role
+
+#: Adds what only the identity store knows (active break-glass grants) to a token's principal.
+Enricher = Callable[[Principal], Principal]
+
+
+@dataclass
+class Authenticator:
+    secret: bytes
+    issuer: str
+    audience: str
+    enrich: Enricher | None = None
+
+    def from_bearer(self, token: str, *, address: str | None) -> Principal:
+        claims = tokens.verify(token, secret=self.secret, audience=self.audience, issuer=self.issuer)
+        practitioner = None
+        if claims.fhir_user and claims.fhir_user.startswith("Practitioner/"):
+            practitioner = claims.fhir_user.removeprefix("Practitioner/")
+        principal = Principal(
+            kind="client" if claims.kind == "client" else "user",
+            subject=claims.subject,
+            scopes=claims.scopes,
+            role=_role(claims.role),
+            patient_id=claims.patient,
+            practitioner_id=practitioner,
+            address=address,
+            client_id=claims.subject if claims.kind == "client" else None,
+        )
+        return self.enrich(principal) if self.enrich and principal.kind == "user" else principal
+
+
+def authenticate(request: Request) -> Principal:
+    """The caller of this request, or 401 (with ``WWW-Authenticate``) when there is none."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    auth: Authenticator = request.app.state.authenticator
+    address = request.client.host if request.client else None
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    principal: Principal | None
+    if scheme.lower() == "bearer" and token.strip():
+        principal = auth.from_bearer(token.strip(), address=address)
+    else:
+        session_principal = getattr(request.app.state, "session_principal", None)
+        principal = session_principal(request) if session_principal else None
+    if principal is None:
+        raise Unauthenticated("sign in, or send an OAuth2 bearer token")
+    request.state.principal = principal
+    return principal
+
+
+def _role(value: str | None) -> Role | None:
+    try:
+        return Role(value) if value else None
+    except ValueError:
+        return None
