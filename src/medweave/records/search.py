@@ -310,10 +310,20 @@ def resolve_revincludes(
 
 
 def replace_index(
-    conn: Connection, *, res_type: str, res_id: str, patient_id: str | None, entries: Iterable[IndexEntry]
+    conn: Connection,
+    *,
+    res_type: str,
+    res_id: str,
+    patient_id: str | None,
+    entries: Iterable[IndexEntry],
+    new: bool = False,
 ) -> None:
-    """Replace the index rows of one resource with ``entries`` (of its new current version)."""
-    delete_index(conn, res_type=res_type, res_id=res_id)
+    """Replace the index rows of one resource with ``entries`` (of its new current version).
+
+    ``new`` says the resource has never been stored, so there are no old rows to delete.
+    """
+    if not new:
+        delete_index(conn, res_type=res_type, res_id=res_id)
     rows = [{**e.to_row(), "res_type": res_type, "res_id": res_id, "patient_id": patient_id} for e in entries]
     if rows:
         conn.execute(insert(si), rows)

@@ -307,7 +307,9 @@ def write(
     if body is None:
         delete_index(conn, res_type=res_type, res_id=res_id)
     else:
-        replace_index(conn, res_type=res_type, res_id=res_id, patient_id=patient_id, entries=entries)
+        replace_index(
+            conn, res_type=res_type, res_id=res_id, patient_id=patient_id, entries=entries, new=cur is None
+        )
     return Stored(res_type, res_id, vid, now, body is None, method, body, patient_id)
 
 
