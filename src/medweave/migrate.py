@@ -10,7 +10,12 @@ from sqlalchemy import Engine, MetaData
 
 from medweave.db import metadata
 
-TABLE_MODULES = ("medweave.records.tables", "medweave.jobs.tables", "medweave.audit.tables")
+TABLE_MODULES = (
+    "medweave.records.tables",
+    "medweave.jobs.tables",
+    "medweave.audit.tables",
+    "medweave.identity.tables",
+)
 
 
 def all_tables() -> MetaData:

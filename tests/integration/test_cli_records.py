@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -409,3 +410,31 @@ def test_demo_seed_imports_synthetic_patients(data_dir: Path) -> None:
     assert again.exit_code == 0, again.output
     assert "nothing seeded" in again.stdout
     assert _search_total("Patient") == 1
+
+
+def test_rotate_master_key_moves_totp_secrets_too(data_dir: Path, tmp_path: Path) -> None:
+    """Staff TOTP secrets are sealed under the master key: after a rotation they must still open."""
+    from medweave.identity import IdentityService
+    from medweave.security.totp import code_for
+
+    engine = service().engine
+    old = MasterKey.from_b64(_key_file(data_dir).read_text())
+    identity = IdentityService(engine=engine, master=old)
+    user = identity.create_user(
+        username="dr.rotate", role="clinician", password="a long passphrase 4 rotation"
+    )
+    secret, _uri = identity.begin_totp_enrolment(user.id)
+    assert identity.confirm_totp_enrolment(user.id, code_for(secret))
+
+    result = run("records", "rotate-master-key")
+    assert result.exit_code == 0, result.output
+    new = MasterKey.from_b64(_key_file(data_dir).read_text())
+    later = datetime.now(UTC) + timedelta(seconds=90)  # a fresh time step: codes are single-use
+    fresh = IdentityService(engine=engine, master=new)
+    login = fresh.authenticate(
+        username="dr.rotate",
+        password="a long passphrase 4 rotation",
+        totp_code=code_for(secret, now=later),
+        now=later,
+    )
+    assert login.ok, login.reason

@@ -8,8 +8,8 @@ import typer
 
 from medweave.cli.context import one_line_errors, record_service
 from medweave.cli.records import finish_job, follow_job, print_import_summary
-from medweave.jobs import JobRunner
-from medweave.records.demo import MAX_PATIENTS, seed_job
+from medweave.cli.worker import job_client
+from medweave.records.demo import MAX_PATIENTS
 
 app = typer.Typer(no_args_is_help=True, help="Demo data.")
 
@@ -26,9 +26,9 @@ def seed(
     if if_empty and not service.is_empty():
         typer.echo("the record store already holds data; nothing seeded (--if-empty)")
         return
-    runner = JobRunner(service.engine)
+    runner = job_client(service)
     started = time.monotonic()
-    job_id = runner.submit("demo.seed", seed_job(service, patients=patients, seed=seed))
+    job_id = runner.enqueue("demo.seed", {"patients": patients, "seed": seed})
     result = finish_job(
         follow_job(runner, job_id, f"Generating and importing {patients} synthetic patient(s)")
     )

@@ -21,6 +21,8 @@ from medweave.cli.context import OPERATOR, fail, one_line_errors, record_service
 from medweave.cli.worker import job_client
 from medweave.db import read_tx
 from medweave.errors import ConfigurationError, MedweaveError
+from medweave.identity import IdentityService
+from medweave.identity.users import totp_key_ids
 from medweave.jobs import JobClient, JobInfo, JobState
 from medweave.records.importer import DEFAULT_CHUNK
 from medweave.records.service import RecordService
@@ -204,12 +206,13 @@ def next_key_path(path: Path) -> Path:
 
 
 def master_key_ids(engine: Engine) -> set[str]:
-    """Ids of the master keys that wrap the live data keys (normally exactly one)."""
+    """Ids of the master keys that wrap live data keys and TOTP secrets (normally exactly one)."""
     with read_tx(engine) as conn:
         rows = conn.execute(
             select(patient_keys.c.master_key_id).where(patient_keys.c.wrapped_key.is_not(None)).distinct()
         ).all()
-    return {row.master_key_id for row in rows if row.master_key_id}
+        totp = totp_key_ids(conn)
+    return {row.master_key_id for row in rows if row.master_key_id} | totp
 
 
 def rotate(service: RecordService, path: Path, new: MasterKey) -> int:
@@ -224,7 +227,12 @@ def rotate(service: RecordService, path: Path, new: MasterKey) -> int:
     write_secret_file(nxt, new.to_b64())
     _fsync_file(nxt)
     _fsync_dir(nxt.parent)
-    n = service.rotate_master_key(new=new)  # one transaction: all or nothing
+    identity = IdentityService(engine=service.engine, master=service.master)
+    old = service.master
+    # One transaction for the data keys and the TOTP secrets: all or nothing.
+    n = service.rotate_master_key(
+        new=new, also=lambda conn: identity.rotate_master_key_in(conn, old=old, new=new)
+    )
     os.replace(nxt, path)
     _fsync_dir(path.parent)
     return n

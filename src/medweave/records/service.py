@@ -248,9 +248,18 @@ class RecordService(Queries):
                 conn.execute(text("VACUUM search_index"))
                 conn.execute(text("VACUUM resources"))
 
-    def rotate_master_key(self, *, new: MasterKey) -> int:
+    def rotate_master_key(self, *, new: MasterKey, also: Callable[[Connection], object] | None = None) -> int:
+        """Re-wrap every data key under ``new`` in one transaction; ``also`` runs in the same one
+        (the identity store re-seals its TOTP secrets there, so both move together)."""
         old = self.master
-        n = self.in_write(lambda conn: keys.rewrap_all(conn, old=old, new=new))
+
+        def run(conn: Connection) -> int:
+            n = keys.rewrap_all(conn, old=old, new=new)
+            if also is not None:
+                also(conn)
+            return n
+
+        n = self.in_write(run)
         self.master = new
         return n
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.requests import Request
 
@@ -19,15 +20,25 @@ from medweave.security.principal import Principal, Role
 Enricher = Callable[[Principal], Principal]
 
 
+class Identity(Protocol):
+    def principal_for_claims(self, claims: tokens.Claims, *, address: str | None = None) -> Principal: ...
+
+
 @dataclass
 class Authenticator:
+    """Verifies bearer tokens. With an identity store, the token's user or client must still be
+    enabled and its scopes are narrowed again to the current role (``principal_for_claims``)."""
+
     secret: bytes
     issuer: str
     audience: str
     enrich: Enricher | None = None
+    identity: Identity | None = None
 
     def from_bearer(self, token: str, *, address: str | None) -> Principal:
         claims = tokens.verify(token, secret=self.secret, audience=self.audience, issuer=self.issuer)
+        if self.identity is not None:
+            return self.identity.principal_for_claims(claims, address=address)
         practitioner = None
         if claims.fhir_user and claims.fhir_user.startswith("Practitioner/"):
             practitioner = claims.fhir_user.removeprefix("Practitioner/")

@@ -1,0 +1,119 @@
+"""``medweave worker``: run background jobs taken from the Redis queue (production).
+
+Also where the CLI gets its job client (:func:`job_client`) and the job kinds every process that
+runs jobs registers (:func:`job_kinds`), so ``records import`` runs the same way in the CLI's
+own process (embedded default) and on a worker (``MEDWEAVE_JOBS_BROKER=redis://...``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from medweave.cli.context import fail, one_line_errors, record_service, settings
+from medweave.config import Settings
+from medweave.jobs import EMBEDDED, JobClient, JobContext, JobKinds, open_jobs
+from medweave.records.demo import seed_job
+from medweave.records.importer import DEFAULT_CHUNK, import_job
+from medweave.records.service import RecordService
+
+
+@dataclass(frozen=True)
+class JobsConfig:
+    broker: str = EMBEDDED
+    namespace: str = "medweave"
+    worker_timeout: float = 60.0
+    max_attempts: int = 3
+
+
+def jobs_config(cfg: Settings) -> JobsConfig:
+    """The ``MEDWEAVE_JOBS_*`` settings (defaults where this build's Settings lacks them)."""
+    default = JobsConfig()
+    return JobsConfig(
+        broker=getattr(cfg, "jobs_broker", None) or default.broker,
+        namespace=getattr(cfg, "jobs_namespace", None) or default.namespace,
+        worker_timeout=float(getattr(cfg, "jobs_worker_timeout", None) or default.worker_timeout),
+        max_attempts=int(getattr(cfg, "jobs_max_attempts", None) or default.max_attempts),
+    )
+
+
+def job_kinds(service: RecordService) -> JobKinds:
+    """The job kinds of Medweave, bound to this process's record service."""
+    kinds = JobKinds()
+
+    # An import run again from the start would store its resources without ids twice (they are
+    # POSTed): if the worker dies under it, it is marked failed, not retried. The same for seed.
+    @kinds.register("records.import", max_attempts=1)
+    def records_import(ctx: JobContext, *, path: str, chunk_size: int = DEFAULT_CHUNK) -> Any:
+        return import_job(service, Path(path), chunk_size=chunk_size)(ctx)
+
+    @kinds.register("demo.seed", max_attempts=1)
+    def demo_seed(ctx: JobContext, *, patients: int, seed: int) -> Any:
+        return seed_job(service, patients=patients, seed=seed)(ctx)
+
+    return kinds
+
+
+def job_client(service: RecordService, cfg: Settings | None = None) -> JobClient:
+    """In-process jobs by default; with a Redis broker set, jobs go to ``medweave worker``."""
+    jc = jobs_config(cfg or settings())
+    return open_jobs(
+        service.engine,
+        kinds=job_kinds(service),
+        broker=jc.broker,
+        namespace=jc.namespace,
+        worker_timeout=jc.worker_timeout,
+        max_attempts=jc.max_attempts,
+    )
+
+
+@one_line_errors
+def worker(
+    threads: int = typer.Option(4, "--threads", min=1, max=256, help="Jobs this process runs at once."),
+    grace: float = typer.Option(
+        30.0,
+        "--grace",
+        min=0,
+        help="Seconds running jobs get to stop on SIGTERM before they are left to retry.",
+    ),
+    broker: str = typer.Option(None, "--broker", help="Redis URL (default MEDWEAVE_JOBS_BROKER)."),
+    namespace: str = typer.Option(
+        None, "--namespace", help="Redis key prefix (default MEDWEAVE_JOBS_NAMESPACE)."
+    ),
+    worker_timeout: float = typer.Option(
+        None, "--worker-timeout", min=0.1, help="Seconds of silence before a worker's jobs go to another."
+    ),
+    max_attempts: int = typer.Option(
+        None, "--max-attempts", min=1, help="Attempts per job when workers die."
+    ),
+) -> None:
+    """Run background jobs from the Redis queue until SIGTERM; start as many as you like, anywhere."""
+    from medweave.jobs.queue import QueueSettings
+    from medweave.jobs.worker import JobWorker
+
+    cfg = settings()
+    jc = jobs_config(cfg)
+    url = broker or jc.broker
+    if url == EMBEDDED:
+        raise fail(
+            "no job broker is set: with the embedded default, jobs run in the process that starts them; "
+            "set MEDWEAVE_JOBS_BROKER=redis://HOST:6379/0 to run them on workers",
+            6,
+        )
+    queue = QueueSettings(
+        url=url,
+        namespace=namespace or jc.namespace,
+        worker_timeout=worker_timeout or jc.worker_timeout,
+        max_attempts=max_attempts or jc.max_attempts,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = record_service(cfg)
+    JobWorker(service.engine, queue, job_kinds(service), threads=threads).run(grace=grace)
+
+
+if __name__ == "__main__":
+    typer.run(worker)
