@@ -37,6 +37,17 @@ class Settings(BaseSettings):
     base_url: str = Field(
         default="http://127.0.0.1:8000", description="Public base URL, used in Bundle links and fullUrls."
     )
+    jobs_broker: str = Field(
+        default="embedded",
+        description="'embedded' (in-process jobs) or a Redis URL for `medweave worker` processes.",
+    )
+    jobs_namespace: str = Field(default="medweave", description="Prefix of the job queue's Redis keys.")
+    jobs_worker_timeout: float = Field(
+        default=60.0, description="Seconds of silence before a worker counts as dead and its jobs move on."
+    )
+    jobs_max_attempts: int = Field(
+        default=3, description="Attempts a retryable job gets across worker deaths."
+    )
     host: str = Field(default="127.0.0.1", description="Address `medweave serve` binds.")
     port: int = Field(default=8000, description="Port `medweave serve` binds.")
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body accepted.")

@@ -28,7 +28,8 @@ def all_tables() -> MetaData:
 def alembic_config(engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("medweave") / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # Alembic's config is an .ini: a literal % (in a URL-encoded password) must be doubled.
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     return cfg
 
 

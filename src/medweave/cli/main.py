@@ -10,6 +10,7 @@ from medweave.cli.demo import app as demo_app
 from medweave.cli.records import app as records_app
 from medweave.cli.tokens import app as tokens_app
 from medweave.cli.users import app as users_app
+from medweave.cli.worker import worker as worker_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Medweave: the open health platform.")
 app.add_typer(db_app, name="db")
@@ -17,6 +18,7 @@ app.add_typer(records_app, name="records")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.command("worker")(worker_command)
 
 
 @app.command()

@@ -31,13 +31,12 @@ class JobsConfig:
 
 
 def jobs_config(cfg: Settings) -> JobsConfig:
-    """The ``MEDWEAVE_JOBS_*`` settings (defaults where this build's Settings lacks them)."""
-    default = JobsConfig()
+    """The ``MEDWEAVE_JOBS_*`` settings."""
     return JobsConfig(
-        broker=getattr(cfg, "jobs_broker", None) or default.broker,
-        namespace=getattr(cfg, "jobs_namespace", None) or default.namespace,
-        worker_timeout=float(getattr(cfg, "jobs_worker_timeout", None) or default.worker_timeout),
-        max_attempts=int(getattr(cfg, "jobs_max_attempts", None) or default.max_attempts),
+        broker=cfg.jobs_broker,
+        namespace=cfg.jobs_namespace,
+        worker_timeout=cfg.jobs_worker_timeout,
+        max_attempts=cfg.jobs_max_attempts,
     )
 
 

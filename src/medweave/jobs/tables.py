@@ -2,9 +2,16 @@
 
 States move ``queued -> running -> done | failed | cancelled`` (``queued -> cancelled`` when a
 job is cancelled before it starts). ``cancel_requested`` is how a cancel reaches a job running
-in another thread or, later, another process. ``error`` holds only the message of a
+in another thread or another process. ``error`` holds only the message of a
 :class:`~medweave.errors.MedweaveError` (never record content); ``error_kind`` its class name, so
 an entry point can map it to an exit code or HTTP status.
+
+Delivery (see ``docs/decisions/0002-job-queue.md``): ``queue`` is ``embedded`` for a job run on a
+thread of the process that submitted it, else the name of the Redis queue that carries "run job
+<id>". ``kind`` and ``args`` (JSON) say what to run, so a worker in another process can run it.
+Each start of the job increments ``attempts``; the process running it refreshes ``heartbeat``.
+A running job whose heartbeat is stale belonged to a process that died: the queue redelivers it
+(a new attempt) or, after ``max_attempts``, it is marked failed; never left running.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ class JobState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
+#: ``jobs.queue`` of jobs that run in-process (the embedded default).
+EMBEDDED = "embedded"
 
 jobs = Table(
     "jobs",
@@ -40,6 +49,13 @@ jobs = Table(
     Column("error_kind", String(64), nullable=True),
     Column("created", DateTime(timezone=True), nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False),
+    Column("args", Text, nullable=True),
+    Column("queue", String(64), nullable=False, default=EMBEDDED, server_default=EMBEDDED),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("max_attempts", Integer, nullable=False, default=1, server_default="1"),
+    Column("heartbeat", DateTime(timezone=True), nullable=True),
+    Column("worker", String(128), nullable=True),
     Index("ix_jobs_state", "state"),
     Index("ix_jobs_kind_created", "kind", "created"),
+    Index("ix_jobs_queue_state", "queue", "state"),
 )
