@@ -408,8 +408,15 @@ def test_demo_seed_imports_synthetic_patients(data_dir: Path) -> None:
     assert "skipped" in result.stdout
     again = run("demo", "seed", "--patients", "1", "--if-empty")
     assert again.exit_code == 0, again.output
-    assert "nothing seeded" in again.stdout
+    assert "no patients seeded" in again.stdout
     assert _search_total("Patient") == 1
+    # `make run` prints the sign-ins every time; the password lives in a 0600 file, not the repo.
+    password = (data_dir / "secrets" / "demo-password").read_text().strip()
+    for out in (result.stdout, again.stdout, run("demo", "logins").stdout):
+        assert password in out
+        for username in ("clinician", "therapist", "labtech", "datascientist", "admin", "patient"):
+            assert f"  {username} " in out
+    assert _search_total("CareTeam", participant="Practitioner/demo-clinician", status="active") == 1
 
 
 def test_rotate_master_key_moves_totp_secrets_too(data_dir: Path, tmp_path: Path) -> None:
