@@ -9,7 +9,8 @@ Rules (issue 3, "Access rules, in one place"):
 - A patient sees their own compartment and writes only what a patient may write:
   QuestionnaireResponse and Appointment (answers and bookings), in their own compartment.
 - Clinicians and therapists see the patients in their care (see ``care``), or with an active
-  Consent naming them, or under break-glass; they may write the records of patients in their care.
+  Consent naming them, or under break-glass; they may write only the records of patients in
+  their care (a Consent discloses a record, it does not make the reader a treating clinician).
 - Break-glass (time-limited, with a reason, flagged for review; granted by the identity service)
   opens a patient's record for reading only.
 - Admins, lab technicians and data scientists read no patient data except under break-glass.
@@ -29,6 +30,7 @@ from sqlalchemy import ColumnElement, Connection, and_, false, literal, or_, sel
 
 from medweave.errors import NotFound, PermissionDenied
 from medweave.records.care import CARE_PARAM, CONSENT_PARAM
+from medweave.records.definitions import compartment_params
 from medweave.records.tables import search_index
 from medweave.security.principal import CARE_ROLES, Principal, Role
 
@@ -56,6 +58,7 @@ class View:
     practitioner_id: str | None  # plus the patients in this practitioner's care
     shared: bool  # resources outside every patient compartment
     only: frozenset[str] | None = None  # a patient-context token: never beyond its launch patient
+    consent: bool = True  # a permitting Consent opens the record too (reading; writing needs care)
 
     def condition(
         self, patient_col: ColumnElement[str | None], *, now: datetime | None = None
@@ -67,15 +70,20 @@ class View:
         if self.patients:
             parts.append(patient_col.in_(sorted(self.patients)))
         if self.practitioner_id:
-            parts.append(patient_col.in_(in_care_patients(self.practitioner_id, now=now)))
+            parts.append(
+                patient_col.in_(in_care_patients(self.practitioner_id, now=now, consent=self.consent))
+            )
         owned = or_(*parts) if parts else false()
         if self.only is not None:
             owned = and_(owned, patient_col.in_(sorted(self.only))) if self.only else false()
         return or_(patient_col.is_(None), owned) if self.shared else owned
 
 
-def in_care_patients(practitioner_id: str, *, now: datetime | None = None) -> ColumnElement[str]:
-    """SQL subquery: the ids of the patients in this practitioner's care or consented to them."""
+def in_care_patients(
+    practitioner_id: str, *, now: datetime | None = None, consent: bool = True
+) -> ColumnElement[str]:
+    """SQL subquery: the ids of the patients in this practitioner's care (and, with ``consent``,
+    of those whose active Consent permits them access)."""
     si = search_index
     now_us = ((now or datetime.now(UTC)) - _EPOCH) // timedelta(microseconds=1)
     roles = select(si.c.res_id).where(
@@ -91,7 +99,12 @@ def in_care_patients(practitioner_id: str, *, now: datetime | None = None) -> Co
     in_force = or_(si.c.param == CARE_PARAM, and_(si.c.lo <= literal(now_us), si.c.hi > literal(now_us)))
     return (
         select(si.c.patient_id)
-        .where(si.c.param.in_([CARE_PARAM, CONSENT_PARAM]), names_me, in_force, si.c.patient_id.is_not(None))
+        .where(
+            si.c.param.in_([CARE_PARAM, CONSENT_PARAM] if consent else [CARE_PARAM]),
+            names_me,
+            in_force,
+            si.c.patient_id.is_not(None),
+        )
         .scalar_subquery()
     )
 
@@ -132,7 +145,7 @@ def can_see(conn: Connection, v: View, patient_id: str | None) -> bool:
         return True
     if v.practitioner_id is None:
         return False
-    sub = in_care_patients(v.practitioner_id)
+    sub = in_care_patients(v.practitioner_id, consent=v.consent)
     return conn.execute(select(literal(1)).where(literal(patient_id).in_(sub)).limit(1)).first() is not None
 
 
@@ -144,15 +157,42 @@ def require_readable(
         raise NotFound(f"{res_type}/{res_id} is not known")
 
 
+def may_ever(principal: Principal, res_type: str, op: str) -> None:
+    """403 unless some resource of ``res_type`` could be ``op``-ed by this principal.
+
+    Decided from the scopes and the role alone, never from a record, so it can be answered before
+    looking anything up (a delete of a hidden and of a missing resource then answer alike).
+    """
+    if not principal.scopes.allows(res_type, op):
+        raise PermissionDenied(f"the access token's scopes do not allow {op} on {res_type}")
+    if is_system(principal, res_type, op):
+        return
+    role = principal.role
+    if res_type in SYSTEM_ONLY_WRITES or role is None:
+        raise PermissionDenied(
+            f"{res_type} is written by the server only" if role else "this caller may not write"
+        )
+    if res_type in SHARED_WRITABLE.get(role, frozenset()):
+        return
+    in_compartment = res_type == "Patient" or bool(compartment_params(res_type))
+    if role == Role.PATIENT and res_type in PATIENT_WRITABLE and op != "delete":
+        return
+    if role in CARE_ROLES and in_compartment:
+        return
+    raise PermissionDenied(f"a {role.value} may not {op} {res_type}")
+
+
 def require_writable(
     conn: Connection,
     principal: Principal,
     *,
     res_type: str,
+    res_id: str,
     op: str,
     old_patient: str | None,
     new_patient: str | None,
     exists: bool,
+    put: bool = False,
     fresh_patients: frozenset[str] = frozenset(),
 ) -> None:
     """Raise unless ``principal`` may ``op`` (create, update, delete) this resource.
@@ -160,14 +200,18 @@ def require_writable(
     ``old_patient`` owns the stored version (if ``exists``), ``new_patient`` the one being
     written. ``fresh_patients`` are Patients created earlier in the same transaction, so
     registration can create a patient and the CareTeam that puts them in care at once.
+    ``put`` marks an update that would create a missing id: only system callers may choose ids,
+    and for anyone else it answers exactly like a PUT to a resource they may not see (404).
     """
     if not principal.scopes.allows(res_type, op):
         raise PermissionDenied(f"the access token's scopes do not allow {op} on {res_type}")
     if exists:  # an existing resource the caller cannot see answers like a missing one
-        require_readable(conn, principal, res_type, "?", old_patient)
+        require_readable(conn, principal, res_type, res_id, old_patient)
     contexts = principal.scopes.contexts_for(res_type, op)
     if is_system(principal, res_type, op):
         return
+    if put and not exists:
+        raise NotFound(f"{res_type}/{res_id} is not known")
     if res_type in SYSTEM_ONLY_WRITES:
         raise PermissionDenied(f"{res_type} is written by the server only")
     role = principal.role
@@ -186,10 +230,9 @@ def require_writable(
         raise PermissionDenied(f"a {role.value} may not write patient records")
     if res_type == "Patient" and op == "create" and not exists:
         return  # registration: a new id nobody has records under yet
-    if "user" not in contexts:
-        owners_ok = owners == {principal.patient_id}
-    else:
-        care = View(False, frozenset(fresh_patients), principal.practitioner_id, False)
-        owners_ok = all(can_see(conn, care, p) for p in owners)
+    care = View(False, frozenset(fresh_patients), principal.practitioner_id, False, consent=False)
+    owners_ok = all(can_see(conn, care, p) for p in owners)
+    if "user" not in contexts:  # a patient-context token writes only for its launch patient
+        owners_ok = owners_ok and owners == {principal.patient_id}
     if not owners_ok:
         raise PermissionDenied(f"{res_type} belongs to a patient who is not in your care")

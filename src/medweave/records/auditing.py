@@ -2,7 +2,8 @@
 
 ``Trail.event`` wraps one operation. The operation fills in what it learned (the patients whose
 data it touched, the version), and on the way out — success or error — one AuditEvent per patient
-is written, as IHE BALP asks for multi-patient responses (https://profiles.ihe.net/ITI/BALP/),
+is written, as IHE BALP asks for multi-patient responses (https://profiles.ihe.net/ITI/BALP/)
+— the search query itself goes on one more event that names no patient —
 through the group-committing audit service. The call returns only once its events are durable, so
 no answered request is missing from the trail.
 """
@@ -77,12 +78,24 @@ class Trail:
                     resource_id=note.res_id,
                     version_id=str(note.version_id) if note.version_id else None,
                     patient_id=patient,
-                    query=query,
+                    query=query if patient is None else None,  # see _subjects
                     operation=operation,
                     break_glass_reason="break-glass access" if patient in principal.break_glass else None,
                 )
             )
-            for patient in (sorted(note.patients) if note.patients else [None])
+            for patient in _subjects(note.patients, query)
         ]
         for future in futures:
             future.result()
+
+
+def _subjects(patients: set[str], query: str | None) -> list[str | None]:
+    """One event per patient, plus one without a patient that carries the query, if any.
+
+    A query string may name other people (``subject=Patient/a,Patient/b``, ``name=...``), so it
+    never goes on an event that lands in one patient's "who looked at my record".
+    """
+    subjects: list[str | None] = list(sorted(patients))
+    if query is not None or not subjects:
+        subjects.append(None)
+    return subjects

@@ -99,10 +99,17 @@ def unsupported_params(res_type: str) -> dict[str, str]:
     return out
 
 
+#: Types R4's patient CompartmentDefinition leaves out although they carry one patient's data
+#: (``Task.for``, ``Device.patient``). Medweave keeps them in that patient's compartment, so they are
+#: sealed under the patient's key and guarded like the rest of the record.
+LOCAL_COMPARTMENT: dict[str, tuple[str, ...]] = {"Task": ("patient",), "Device": ("patient",)}
+
+
 @cache
 def compartment_params(res_type: str) -> tuple[str, ...]:
     """Codes of the parameters that put a ``res_type`` resource in a Patient compartment.
 
     Empty for Patient (a Patient is in its own compartment) and for types outside it.
     """
-    return tuple(_load("compartment_patient.json")["types"].get(res_type, ()))
+    official = tuple(_load("compartment_patient.json")["types"].get(res_type, ()))
+    return official or LOCAL_COMPARTMENT.get(res_type, ())

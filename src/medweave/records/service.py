@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, select, text
 
 from medweave.audit import AuditService
 from medweave.db import is_sqlite, read_tx, write_tx
-from medweave.errors import Gone, InvalidInput, NotFound, PermissionDenied
+from medweave.errors import Gone, InvalidInput, NotFound
 from medweave.records import access, keys, store
 from medweave.records.auditing import Trail
 from medweave.records.queries import Queries
@@ -94,6 +94,7 @@ class RecordService(Queries):
                     res_id=res_id,
                     body=body,
                     expected_version=if_match,
+                    put=True,
                 )
             )
             created = stored.version_id == 1
@@ -105,18 +106,8 @@ class RecordService(Queries):
         with self.trail.event(principal, "delete", res_type=res_type, res_id=res_id) as note:
 
             def run(conn: Connection) -> Stored | None:
-                cur = store.current_version(conn, res_type=res_type, res_id=res_id)
-                if cur is None or cur[1]:
-                    access.require_writable(
-                        conn,
-                        principal,
-                        res_type=res_type,
-                        op="delete",
-                        old_patient=None,
-                        new_patient=None,
-                        exists=False,
-                    )
-                    return None  # deleting the missing or deleted is a no-op (R4 http.html#delete)
+                if not deletable(conn, principal, res_type, res_id):
+                    return None  # deleting the missing, deleted or invisible is a no-op (R4 http.html#delete)
                 return self.write_in(conn, principal=principal, res_type=res_type, res_id=res_id, body=None)
 
             stored = self.in_write(run)
@@ -147,13 +138,15 @@ class RecordService(Queries):
         """
 
         def authorize(old_patient: str | None, new_patient: str | None, exists: bool) -> None:
-            op = "delete" if body is None else ("update" if exists else "create")
-            if put and not exists and not access.is_system(principal, res_type, "create"):
-                raise NotFound(f"{res_type}/{res_id} is not known; create it with POST")
+            # A PUT needs the update scope whether or not the id exists, so the answer to a
+            # caller without it cannot depend on existence either.
+            op = "delete" if body is None else ("update" if put or exists else "create")
             access.require_writable(
                 conn,
                 principal,
                 res_type=res_type,
+                res_id=res_id,
+                put=put,
                 op=op,
                 old_patient=old_patient,
                 new_patient=new_patient,
@@ -192,6 +185,10 @@ class RecordService(Queries):
             note.version_id = version_id
             with read_tx(self.engine) as conn:
                 access.view(principal, res_type, "read")
+                current = store.current_row(conn, res_type=res_type, res_id=res_id)
+                if current is None:  # word for word what a hidden resource answers
+                    raise NotFound(f"{res_type}/{res_id} is not known")
+                access.require_readable(conn, principal, res_type, res_id, current.patient_id)
                 try:
                     stored = store.read_version(
                         conn, master=self.master, res_type=res_type, res_id=res_id, version_id=version_id
@@ -272,10 +269,10 @@ def deletable(conn: Connection, principal: Principal, res_type: str, res_id: str
     """False when a delete is a no-op: missing, already deleted, or invisible to the caller.
 
     Deleting what the caller cannot see answers like deleting what does not exist (204, nothing
-    done), so a delete cannot be used to probe for records. Lacking the scope is a 403.
+    done), so a delete cannot be used to probe for records. A caller who may never delete this
+    type (scopes or role) gets 403 whatever the id.
     """
-    if not principal.scopes.allows(res_type, "delete"):
-        raise PermissionDenied(f"the access token's scopes do not allow delete on {res_type}")
+    access.may_ever(principal, res_type, "delete")
     row = store.current_row(conn, res_type=res_type, res_id=res_id)
     if row is None or row.deleted:
         return False

@@ -80,7 +80,14 @@ def _decode(master: MasterKey, row: Any, *, method: str = "") -> Stored:
         )
         body = orjson.loads(open_sealed(dek, row.body, aad=_aad(row.res_type, row.res_id, row.version_id)))
     return Stored(
-        row.res_type, row.res_id, row.version_id, _aware(row.last_updated), row.deleted, method, body
+        row.res_type,
+        row.res_id,
+        row.version_id,
+        _aware(row.last_updated),
+        row.deleted,
+        method,
+        body,
+        row.patient_id,
     )
 
 
