@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
 from medweave import __version__
 from medweave.audit import Actor, AuditService, rest_event
 from medweave.config import Settings
 from medweave.db import make_engine
+from medweave.identity import IdentityService
 from medweave.records.service import RecordService
 from medweave.security.crypto import load_or_create_master_key
 from medweave.security.tokens import load_or_create_token_secret
 from medweave.web import errors
 from medweave.web.auth import Authenticator
-from medweave.web.routes import fhir
+from medweave.web.headers import SecurityHeaders
+from medweave.web.pages.session import session_principal
+from medweave.web.routes import fhir, pages
 
+STATIC = Path(__file__).resolve().parent / "static"
 _METHOD_INTERACTION = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}
 
 
@@ -49,9 +55,11 @@ def create_app(
     *,
     records: RecordService | None = None,
     authenticator: Authenticator | None = None,
+    identity: IdentityService | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
     records = records or build_records(settings)
+    identity = identity or IdentityService(engine=records.engine, master=records.master)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -68,9 +76,14 @@ def create_app(
     app.state.settings = settings
     app.state.records = records
     app.state.authenticator = authenticator or build_authenticator(settings)
+    app.state.identity = identity
+    app.state.session_principal = session_principal
     errors.install(app)
     app.include_router(fhir.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.middleware("http")(_audit_unserved)
+    app.add_middleware(SecurityHeaders, tls=settings.base_url.startswith("https://"))
     return app
 
 

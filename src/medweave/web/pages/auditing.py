@@ -1,0 +1,49 @@
+"""AuditEvents the pages write themselves: sign-in, sign-out and break-glass.
+
+Record reads and writes are audited by ``RecordService``; the identity service writes nothing,
+so the page that signs a user in or opens a break-glass grant records it here, and waits for the
+event to be durable before answering.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from medweave.audit import Actor, AuditService, break_glass_event, login_event
+from medweave.identity import Grant, User
+from medweave.records.service import RecordService
+from medweave.web.pages.session import client_address
+
+
+def user_ref(user: User | None) -> str:
+    """The agent of an event: the user's FHIR resource, else ``user:<id>`` (as ``Principal.audit_ref``)."""
+    if user is None:
+        return "unknown"
+    return user.fhir_user or f"user:{user.id}"
+
+
+def _service(request: Request) -> AuditService | None:
+    records: RecordService = request.app.state.records
+    return records.trail.audit
+
+
+def login(
+    request: Request, user: User | None, *, success: bool, failure: str | None = None, logout: bool = False
+) -> None:
+    audit = _service(request)
+    if audit is None:
+        return
+    actor = Actor(who=user_ref(user), address=client_address(request))
+    audit.record(login_event(actor=actor, success=success, failure=failure, logout=logout))
+
+
+def break_glass(request: Request, user: User, grant: Grant, *, end: bool = False) -> None:
+    audit = _service(request)
+    if audit is None:
+        return
+    actor = Actor(who=user_ref(user), address=client_address(request))
+    audit.record(
+        break_glass_event(
+            actor=actor, patient_id=grant.patient_id, reason=grant.reason, expires=grant.expires, end=end
+        )
+    )

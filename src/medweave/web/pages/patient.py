@@ -1,0 +1,77 @@
+"""The patient's home page: my record summary and who looked at it.
+
+Everything is read through ``RecordService`` as the signed-in patient, so the access rules and the
+audit trail apply exactly as for the API. Sections of later capabilities (appointments,
+questionnaires, messages) appear in the navigation once they exist; none is faked here.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from medweave.errors import NotFound
+from medweave.identity import IdentityService
+from medweave.security.principal import Role
+from medweave.web.pages import routing
+from medweave.web.pages.history import access_rows
+from medweave.web.pages.render import page
+from medweave.web.pages.routing import Current, require_role
+from medweave.web.pages.views import condition_rows, demographics, entries, human_name, observation_rows
+
+router = APIRouter(route_class=routing.PageRoute)
+RECENT_OBSERVATIONS = 20
+HISTORY_ROWS = 50
+
+
+def staff_names(identity: IdentityService) -> dict[str, str]:
+    """Audit agent references of staff accounts, mapped to their usernames and roles."""
+    names: dict[str, str] = {}
+    for user in identity.list_users():
+        if user.role == Role.PATIENT:
+            continue
+        label = f"{user.username} ({user.role.value.replace('_', ' ')})"
+        names[f"user:{user.id}"] = label
+        if user.practitioner_id:
+            names[f"Practitioner/{user.practitioner_id}"] = label
+    return names
+
+
+@router.get("/me", include_in_schema=False)
+def my_record(request: Request, current: Current = Depends(routing.signed_in)) -> Response:
+    require_role(current, Role.PATIENT)
+    patient_id = current.principal.patient_id
+    if not patient_id:
+        raise NotFound("this account is not linked to a record")
+    records, principal = current.records, current.principal
+    patient = records.read(principal=principal, res_type="Patient", res_id=patient_id).body or {}
+    conditions = entries(
+        records.search(
+            principal=principal, res_type="Condition", params=[("patient", patient_id), ("_count", "100")]
+        )
+    )
+    observations = entries(
+        records.search(
+            principal=principal,
+            res_type="Observation",
+            params=[("patient", patient_id), ("_sort", "-date"), ("_count", str(RECENT_OBSERVATIONS))],
+        )
+    )
+    audit = records.trail.audit
+    history = None
+    if audit is not None:
+        history = access_rows(
+            audit.for_patient(patient_id, limit=HISTORY_ROWS),
+            me=f"Patient/{patient_id}",
+            names=staff_names(current.identity),
+        )
+    return page(
+        request,
+        "patient_home.html",
+        title="My record",
+        name=human_name(patient),
+        demographics=demographics(patient),
+        conditions=condition_rows(conditions),
+        observations=observation_rows(observations),
+        history=history,
+    )

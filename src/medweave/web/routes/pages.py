@@ -1,0 +1,14 @@
+"""The page routes: sign-in, patient home, staff patients and charts, admin, break-glass.
+
+Each audience's pages live in ``medweave.web.pages``; this router gathers them for ``create_app``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from medweave.web.pages import admin, breakglass, clinician, patient, signin
+
+router = APIRouter()
+for _pages in (signin, patient, clinician, admin, breakglass):
+    router.include_router(_pages.router)

@@ -1,0 +1,64 @@
+"""Helpers of the browser tests: the live server's handle, seeding, screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# The seeded clinic of the page tests (tests/web/pages_support.py) is the browser tests' too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
+
+from pages_support import Clinic
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+DOCS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@dataclass
+class Live:
+    url: str
+    clinic: Clinic
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def earlier_look(clinic: Clinic) -> None:
+    """The clinician opens Alice's record before she signs in (what her access history must show)."""
+    token, _csrf = clinic.identity.create_session(clinic.user_ids["grey"], mfa=True)
+    session = clinic.identity.load_session(token)
+    assert session is not None
+    principal = clinic.identity.principal_for_session(session)
+    clinic.records.read(principal=principal, res_type="Patient", res_id=clinic.patient_id)
+    clinic.identity.end_session(token)
+
+
+def shot(tab: Any, name: str, *, docs: bool = False, full_page: bool = False) -> Path:
+    """Save a screenshot as a test artifact; copy the README's ones to docs/screenshots/."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    tab.screenshot(path=str(path), full_page=full_page)
+    target = DOCS / f"{name}.png"
+    if docs and (os.environ.get("MEDWEAVE_UPDATE_SCREENSHOTS") == "1" or not target.exists()):
+        DOCS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return path
