@@ -157,14 +157,19 @@ def require_readable(
         raise NotFound(f"{res_type}/{res_id} is not known")
 
 
+def require_scope(principal: Principal, res_type: str, op: str) -> None:
+    """403 unless the caller's scopes allow ``op`` on ``res_type`` at all."""
+    if not principal.scopes.allows(res_type, op):
+        raise PermissionDenied(f"the access token's scopes do not allow {op} on {res_type}")
+
+
 def may_ever(principal: Principal, res_type: str, op: str) -> None:
     """403 unless some resource of ``res_type`` could be ``op``-ed by this principal.
 
     Decided from the scopes and the role alone, never from a record, so it can be answered before
     looking anything up (a delete of a hidden and of a missing resource then answer alike).
     """
-    if not principal.scopes.allows(res_type, op):
-        raise PermissionDenied(f"the access token's scopes do not allow {op} on {res_type}")
+    require_scope(principal, res_type, op)
     if is_system(principal, res_type, op):
         return
     role = principal.role

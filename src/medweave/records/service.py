@@ -65,6 +65,7 @@ class RecordService(Queries):
     # -- single resources -------------------------------------------------------------------
     def create(self, *, principal: Principal, res_type: str, data: object) -> Stored:
         with self.trail.event(principal, "create", res_type=res_type) as note:
+            access.may_ever(principal, res_type, "create")  # scopes bound everything, bodies included
             body = validate_resource(data, expected_type=res_type)
             body["id"] = str(uuid.uuid4())
             stored = self.in_write(
@@ -80,6 +81,7 @@ class RecordService(Queries):
         self, *, principal: Principal, res_type: str, res_id: str, data: object, if_match: int | None = None
     ) -> tuple[Stored, bool]:
         with self.trail.event(principal, "update", res_type=res_type, res_id=res_id) as note:
+            access.require_scope(principal, res_type, "update")  # role rules need the stored record
             body = validate_resource(data, expected_type=res_type)
             if body.get("id") != res_id:
                 raise InvalidInput(

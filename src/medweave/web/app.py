@@ -23,7 +23,7 @@ from medweave.web import errors
 from medweave.web.auth import Authenticator
 from medweave.web.headers import SecurityHeaders
 from medweave.web.pages.session import session_principal
-from medweave.web.routes import fhir, pages
+from medweave.web.routes import fhir, oauth, pages
 
 STATIC = Path(__file__).resolve().parent / "static"
 _METHOD_INTERACTION = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}
@@ -43,11 +43,13 @@ def build_records(settings: Settings) -> RecordService:
     )
 
 
-def build_authenticator(settings: Settings) -> Authenticator:
+def build_authenticator(settings: Settings, *, identity: IdentityService | None = None) -> Authenticator:
     secret = load_or_create_token_secret(
         inline=settings.token_secret, path=settings.effective_token_secret_file
     )
-    return Authenticator(secret=secret, issuer=settings.base_url, audience=settings.fhir_base)
+    return Authenticator(
+        secret=secret, issuer=settings.base_url, audience=settings.fhir_base, identity=identity
+    )
 
 
 def create_app(
@@ -75,10 +77,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.records = records
-    app.state.authenticator = authenticator or build_authenticator(settings)
+    app.state.authenticator = authenticator or build_authenticator(settings, identity=identity)
     app.state.identity = identity
     app.state.session_principal = session_principal
     errors.install(app)
+    app.include_router(oauth.router)  # before /fhir/{type}/{id}, which would take /fhir/.well-known/...
     app.include_router(fhir.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

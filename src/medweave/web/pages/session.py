@@ -153,3 +153,31 @@ def check_signin_token(request: Request, token: str | None) -> bool:
     if not nonce or not token or len(nonce) > _NONCE_MAX or len(token) > _NONCE_MAX:
         return False
     return hmac.compare_digest(signin_token(request, nonce).encode(), token.encode())
+
+
+RETURN_COOKIE = "medweave_return"
+#: Only these local pages may be returned to after signing in (no open redirects).
+_RETURNABLE = ("/oauth/authorize?",)
+
+
+def remember_return(response: Response, request: Request, path: str) -> None:
+    """Come back to ``path`` (a local page that needed sign-in) once the user has signed in."""
+    if path.startswith(_RETURNABLE) and len(path) <= 4096:
+        response.set_cookie(
+            cookie_name(request, RETURN_COOKIE),
+            path,
+            max_age=600,
+            httponly=True,
+            secure=is_tls(request),
+            samesite="lax",
+            path="/",
+        )
+
+
+def return_to(request: Request) -> str | None:
+    path = request.cookies.get(cookie_name(request, RETURN_COOKIE))
+    return path if path and path.startswith(_RETURNABLE) and "//" not in path.split("?", 1)[0] else None
+
+
+def clear_return_to(response: Response, request: Request) -> None:
+    response.delete_cookie(cookie_name(request, RETURN_COOKIE), path="/")

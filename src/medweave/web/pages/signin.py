@@ -90,7 +90,10 @@ def signin_submit(request: Request, form: Form = Depends(posted_signin)) -> Resp
 
 def _signed_in(request: Request, result: LoginResult) -> Response:
     assert result.user is not None
-    response = redirect(home_for(result.user.role))
+    back = cookies.return_to(request) if result.mfa or not result.user.is_staff else None
+    response = redirect(back or home_for(result.user.role))
+    if back:
+        cookies.clear_return_to(response, request)
     cookies.start_session(request, response, result.user.id, mfa=result.mfa)
     auditing.login(request, result.user, success=True)
     return response

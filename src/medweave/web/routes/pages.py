@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from medweave.web.pages import admin, breakglass, clinician, patient, signin
+from medweave.web.pages import admin, authorize, breakglass, clinician, patient, signin
 
 router = APIRouter()
-for _pages in (signin, patient, clinician, admin, breakglass):
+for _pages in (signin, patient, clinician, admin, breakglass, authorize):
     router.include_router(_pages.router)
