@@ -1,23 +1,29 @@
 """Record-store throughput benchmark: create, read, search and bundle import over HTTP.
 
-Run it (not a test; it takes a few minutes)::
+Run it (not a test; the full run takes about six minutes)::
 
     .venv/bin/python bench/records.py [--db sqlite|postgres|both] [--seconds N] [--clients 16]
+    .venv/bin/python bench/records.py --auth-only      # only the auth on/off comparison
 
-For each database it starts one ``medweave serve`` process on a free port (SQLite in a temporary
-data directory; PostgreSQL in a fresh ``bench_<random>`` database that is dropped afterwards),
-runs ``medweave db upgrade`` first, then drives it with ``--clients`` concurrent HTTP clients
-(threads, each with its own keep-alive ``httpx.Client``). Every phase runs for ``--seconds``
-and is repeated ``--repeats`` times; the table quotes medians of:
+Part 1 (create, read, search, import) runs against the *baseline* server, ``bench/baseline_app.py``:
+the product app with authentication, access checks and audit switched off, which exists only in
+the bench. The comparison then runs the read and create phases, interleaved run by run, against
+the real ``medweave serve`` with a clinician's bearer token (token verification, identity lookup,
+the in-care access checks and the audit trail all on), and prints the ratio on/off.
+
+For each database and server it starts one process on a free port (SQLite in a temporary data
+directory; PostgreSQL in a fresh ``bench_<random>`` database that is dropped afterwards), runs
+``medweave db upgrade`` first, seeds a clinician's panel (a Practitioner, patients and an active
+CareTeam each), then drives it with ``--clients`` concurrent HTTP clients (threads, each with its
+own keep-alive ``httpx.Client``). Every phase runs for ``--seconds`` and is repeated
+``--repeats`` times; the tables quote medians of:
 
 * requests per wall second (resources per second for import),
 * requests per CPU second of the *server process* (``utime + stime`` from ``/proc/<pid>/stat``),
 * client-side p50 and p99 latency,
 
 next to HAPI FHIR's published figures from the Health Samurai FHIR server benchmark, with the
-targets as pass/fail. A phase is written against a :class:`Target` (a base URL plus headers) so
-that a second pass, with authentication, access checks and audit switched on, can run the same
-phases and print the ratio. See ``docs/benchmarks.md``.
+targets as pass/fail. See ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +69,11 @@ HAPI = {
 }
 #: Targets, per server CPU-second (import: resources per server CPU-second).
 TARGETS = {"read": 400.0, "create": 150.0, "import": 300.0}
+#: Phases compared with auth on and off, and the least acceptable ratio on/off per server CPU-second.
+AUTH_OPS = ("create", "read")
+AUTH_TARGET_RATIO = 0.7
+#: Patients in the bench clinician's care; reads and Observation creates pick among them.
+PANEL_PATIENTS = 200
 
 # Types this server stores; Synthea bundles are filtered down to these.
 SUPPORTED_TYPES = frozenset(
@@ -102,8 +114,8 @@ class BenchError(RuntimeError):
 class Target:
     """One server to drive: base URL, headers every request carries, the pid whose CPU is counted.
 
-    The second pass (auth + access checks + audit on) builds another Target for the same server
-    or a second one, with its bearer token in ``headers``, and compares results by ``label``.
+    ``label`` is ``off`` (the bench-only baseline app) or ``on`` (``medweave serve`` with a
+    clinician's bearer token in ``headers``); results are compared by label.
     """
 
     label: str
@@ -116,16 +128,18 @@ class Target:
 
 @dataclass
 class Corpus:
-    """What the phases share: ids created so far and the prepared import bundles."""
+    """What the phases share: the clinician's panel, Observations created so far, import bundles.
+
+    Reads and Observation creates pick among ``patients``, the patients seeded in the bench
+    clinician's care. Patients created by the create phase are not added: with auth on, a
+    clinician may register a patient but sees them only once a care relationship names them, so
+    both servers get the same load.
+    """
 
     bundles: list[tuple[bytes, int]]  # (JSON body, number of entries)
     patients: list[str] = field(default_factory=list)
     observations: list[tuple[str, str]] = field(default_factory=list)  # (patient id, LOINC code)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add_patient(self, pid: str) -> None:
-        with self.lock:
-            self.patients.append(pid)
 
     def add_observation(self, pid: str, code: str) -> None:
         with self.lock:
@@ -367,15 +381,16 @@ def _ok(resp: httpx.Response) -> httpx.Response:
 
 
 def op_create(client: httpx.Client, corpus: Corpus, rng: random.Random) -> int:
-    """Half the creates are Patients, half Observations about a patient created earlier."""
-    if corpus.patients and rng.random() < 0.5:
+    """Half the creates are Patients, half Observations about a patient in the clinician's panel."""
+    if rng.random() < 0.5:
         pid = rng.choice(corpus.patients)
         obs, code = make_observation(rng, pid)
         _ok(client.post("/Observation", content=json.dumps(obs)))
         corpus.add_observation(pid, code)
     else:
         resp = _ok(client.post("/Patient", content=json.dumps(make_patient(rng))))
-        corpus.add_patient(resp.json()["id"])
+        if not resp.json().get("id"):
+            raise BenchError(f"create returned {resp.text[:200]}")
     return 1
 
 
@@ -551,37 +566,209 @@ class Summary:
         }
 
 
-def run_suite(
-    target: Target,
-    corpus: Corpus,
+@dataclass
+class Driven:
+    """A target, what its phases share, and the phases it runs."""
+
+    target: Target
+    corpus: Corpus
+    ops: frozenset[str]
+
+
+def run_phases(
+    driven: list[Driven],
     *,
     ops: list[str],
     seconds: float,
     clients: int,
     repeats: int,
     import_clients: int | None = None,
+    profile: Path | None = None,
+    profile_gil: bool = False,
 ) -> list[Summary]:
-    warm_up(target, corpus)
-    out = []
+    """Each phase, each repeat: one run on every target that has that phase, in turn.
+
+    Interleaving the targets run by run (rather than one target's phases, then the other's) means
+    drift on a shared machine hits both sides of a comparison alike. With ``profile``, py-spy
+    records each run's server into ``<profile>/<db>-<label>-<op>-<run>.txt`` (raw stacks).
+    """
+    runs: dict[tuple[str, str], list[PhaseRun]] = {}
     for op in ops:
-        runs = []
         for i in range(repeats):
-            n = import_clients if op == "import" and import_clients else clients
-            run = run_phase(
-                target, op, corpus, seconds=seconds, clients=n, seed=100 * list(OPS).index(op) + i
+            for d in driven:
+                if op not in d.ops:
+                    continue
+                n = import_clients if op == "import" and import_clients else clients
+                name = f"{d.target.db}-{d.target.label}-{op}-{i + 1}.txt"
+                with py_spy(d.target.server_pid, profile / name if profile else None, gil=profile_gil):
+                    run = run_phase(
+                        d.target, op, d.corpus, seconds=seconds, clients=n, seed=100 * list(OPS).index(op) + i
+                    )
+                runs.setdefault((op, d.target.label), []).append(run)
+                unit = "resources" if op == "import" else "requests"
+                print(
+                    f"  {d.target.db:8} {d.target.label:3} {op:6} run {i + 1}: {run.units} {unit} in "
+                    f"{run.wall_s:.1f} s, server CPU {run.server_cpu_s:.1f} s, {run.per_cpu_s:.0f}/CPU-s, "
+                    f"p50 {run.pct(0.5):.0f} ms, p99 {run.pct(0.99):.0f} ms, errors {run.errors}",
+                    flush=True,
+                )
+                for sample in run.error_samples[:2]:
+                    print(f"      error: {sample}", flush=True)
+    db = driven[0].target.db
+    return [Summary(op, db, label, r) for (op, label), r in runs.items()]
+
+
+@contextlib.contextmanager
+def py_spy(pid: int, out: Path | None, *, gil: bool = False) -> Iterator[None]:
+    """Sample ``pid`` with py-spy (``--nonblocking``: the server is never paused) while the block runs.
+
+    ``gil``: only the thread holding the GIL (Python CPU; time in C with the GIL released, such as
+    SQLite executing a statement, is then missed).
+    """
+    if out is None:
+        yield
+        return
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    opts = ["--nonblocking", "--rate", "200", "--format", "raw", *(["--gil"] if gil else [])]
+    cmd = [exe, "record", "--pid", str(pid), *opts, "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+# --- the clinician's panel and tokens -------------------------------------------------------------
+
+SETUP_CLIENT = "bench-setup"
+CLINICIAN = "bench-clinician"
+
+
+def cli(medweave: str, env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    """Run one ``medweave`` command against the server's data directory or database; its stdout."""
+    proc = subprocess.run(
+        [medweave, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"medweave {' '.join(args[:2])} failed: {(proc.stderr or proc.stdout)[-800:]}")
+    return proc.stdout.strip()
+
+
+def issue_token(medweave: str, env: dict[str, str], *who: str, scopes: str) -> str:
+    out = cli(medweave, env, "tokens", "issue", *who, "--scopes", scopes, "--ttl", "2h")
+    return out.splitlines()[-1].strip()
+
+
+def system_token(medweave: str, env: dict[str, str]) -> str:
+    """A backend client with ``system/*.cruds``, registered and issued a token through the CLI."""
+    scopes = "system/*.cruds"
+    cli(medweave, env, "tokens", "add-client", "--name", SETUP_CLIENT, "--scopes", scopes, "--confidential")
+    return issue_token(medweave, env, "--client", SETUP_CLIENT, scopes=scopes)
+
+
+def add_clinician(medweave: str, env: dict[str, str], username: str, practitioner_id: str) -> str:
+    """A clinician user linked to ``Practitioner/practitioner_id``, and a ``user/*.cruds`` token for it."""
+    password = secrets.token_urlsafe(24)
+    cli(
+        medweave,
+        env,
+        "users",
+        "create",
+        "--username",
+        username,
+        "--role",
+        "clinician",
+        "--practitioner",
+        practitioner_id,
+        "--password-stdin",
+        stdin=password + "\n",
+    )
+    return issue_token(medweave, env, "--username", username, scopes="user/*.cruds")
+
+
+def seed_panel(base_url: str, headers: dict[str, str], patients: int) -> tuple[str, list[str]]:
+    """A Practitioner, and ``patients`` Patients each with an active CareTeam naming them.
+
+    Sent through the API by a caller who may write all of it (a ``system/`` client token, or
+    anything on the baseline server). Returns the Practitioner id and the patient ids.
+    """
+    rng = random.Random(11)
+    all_headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, **headers}
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    with httpx.Client(base_url=base_url, headers=all_headers, limits=limits, timeout=60) as client:
+        practitioner = {
+            "resourceType": "Practitioner",
+            "active": True,
+            "name": [{"family": "Benchmark", "given": ["Clinician"], "prefix": ["Dr."]}],
+        }
+        prac_id = _ok(client.post("/Practitioner", content=json.dumps(practitioner))).json()["id"]
+        bodies = [json.dumps(make_patient(rng)) for _ in range(patients)]
+
+        def one(body: str) -> str:
+            pid = _ok(client.post("/Patient", content=body)).json()["id"]
+            team = {
+                "resourceType": "CareTeam",
+                "status": "active",
+                "name": "Benchmark panel",
+                "subject": {"reference": f"Patient/{pid}"},
+                "participant": [{"member": {"reference": f"Practitioner/{prac_id}"}}],
+            }
+            _ok(client.post("/CareTeam", content=json.dumps(team)))
+            return str(pid)
+
+        with ThreadPoolExecutor(8) as pool:
+            pids = list(pool.map(one, bodies))
+    return prac_id, pids
+
+
+def provision_auth(target: Target, env: dict[str, str], medweave: str, patients: int) -> list[str]:
+    """Make ``target`` (``medweave serve``) act as a clinician with ``patients`` in their care.
+
+    Also checks that the checks are really on, and warns (:data:`WARNINGS`) where they are not:
+    a patient outside the panel must answer 404 to the clinician, and a disabled user's token 401
+    (it does not when the server looks nobody up in the identity store).
+    """
+    system = {"Authorization": f"Bearer {system_token(medweave, env)}"}
+    prac_id, pids = seed_panel(target.base_url, system, patients)
+    target.headers = {"Authorization": f"Bearer {add_clinician(medweave, env, CLINICIAN, prac_id)}"}
+    headers = {"Accept": FHIR_JSON, "Content-Type": FHIR_JSON}
+    with httpx.Client(base_url=target.base_url, headers=headers, timeout=60) as client:
+        stranger = _ok(
+            client.post("/Patient", content=json.dumps(make_patient(random.Random(5))), headers=system)
+        ).json()["id"]
+        _ok(client.get(f"/Patient/{pids[0]}", headers=target.headers))
+        seen = client.get(f"/Patient/{stranger}", headers=target.headers).status_code
+        if seen != 404:
+            warn(
+                f"{target.db}: the clinician read a Patient outside their care (GET -> {seen}, expected "
+                "404): the read access check passed without the in-care query, so the 'on' read figures "
+                "lack its cost"
             )
-            runs.append(run)
-            unit = "resources" if op == "import" else "requests"
-            print(
-                f"  {target.db:8} {op:6} run {i + 1}: {run.units} {unit} in {run.wall_s:.1f} s, "
-                f"server CPU {run.server_cpu_s:.1f} s, {run.per_cpu_s:.0f}/CPU-s, "
-                f"p50 {run.pct(0.5):.0f} ms, p99 {run.pct(0.99):.0f} ms, errors {run.errors}",
-                flush=True,
-            )
-            for sample in run.error_samples[:2]:
-                print(f"      error: {sample}", flush=True)
-        out.append(Summary(op, target.db, target.label, runs))
-    return out
+        gone = add_clinician(medweave, env, CLINICIAN + "-disabled", prac_id)
+        cli(medweave, env, "users", "disable", CLINICIAN + "-disabled")
+        status = client.get(f"/Patient/{pids[0]}", headers={"Authorization": f"Bearer {gone}"}).status_code
+    if status != 401:
+        warn(
+            f"{target.db}: a disabled user's token still reads records (GET -> {status}, expected 401): the "
+            "server does not look tokens up in the identity store (principal_for_claims), so the 'on' "
+            "figures lack that cost"
+        )
+    return pids
+
+
+#: What the checks in :func:`provision_auth` found; printed as it happens and again at the end.
+WARNINGS: list[str] = []
+
+
+def warn(message: str) -> None:
+    WARNINGS.append(message)
+    print(f"  WARNING {message}", flush=True)
 
 
 # --- servers ------------------------------------------------------------------------------------
@@ -615,10 +802,19 @@ def postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+BASELINE_APP = Path(__file__).resolve().with_name("baseline_app.py")
+BASELINE_HEADERS = {"Authorization": "Bearer bench-baseline"}  # any bearer token; never verified
+
+
 @contextlib.contextmanager
-def server(db: str, medweave: str, workdir: Path) -> Iterator[Target]:
-    """``medweave db upgrade`` then ``medweave serve`` for one database; stopped on the way out."""
-    data_dir = workdir / f"data-{db}"
+def server(db: str, label: str, medweave: str, workdir: Path) -> Iterator[tuple[Target, dict[str, str]]]:
+    """``medweave db upgrade``, then one server for one database; stopped on the way out.
+
+    ``label`` ``off`` starts the bench-only baseline (``bench/baseline_app.py``: auth, access
+    checks and audit off); ``on`` starts the real ``medweave serve``. Yields the target and the
+    environment (data directory, database URL, base URL) that CLI commands for it need.
+    """
+    data_dir = workdir / f"data-{db}-{label}"
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MEDWEAVE_DATA_DIR": str(data_dir), "MEDWEAVE_BASE_URL": base}
@@ -632,20 +828,17 @@ def server(db: str, medweave: str, workdir: Path) -> Iterator[Target]:
         up = subprocess.run([medweave, "db", "upgrade"], env=env, capture_output=True, text=True, check=False)
         if up.returncode != 0:
             raise BenchError(f"medweave db upgrade ({db}) failed: {(up.stderr or up.stdout)[-1500:]}")
-        log_path = workdir / f"server-{db}.log"
+        addr = ["--host", "127.0.0.1", "--port", str(port)]
+        cmd = [sys.executable, str(BASELINE_APP), *addr] if label == "off" else [medweave, "serve", *addr]
+        log_path = workdir / f"server-{db}-{label}.log"
         log = stack.enter_context(open(log_path, "wb"))
-        proc = subprocess.Popen(
-            [medweave, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             _wait_ready(proc, base, log_path)
-            yield Target("plain", db, base + "/fhir", proc.pid, db_cpu=db_cpu)
+            headers = dict(BASELINE_HEADERS) if label == "off" else {}
+            yield Target(label, db, base + "/fhir", proc.pid, headers=headers, db_cpu=db_cpu), env
         except BenchError:
-            print(f"--- last lines of the {db} server log ---\n{_tail(log_path)}", file=sys.stderr)
+            print(f"--- last lines of the {db} {label} server log ---\n{_tail(log_path)}", file=sys.stderr)
             raise
         finally:
             _stop(proc)
@@ -655,12 +848,12 @@ def _wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path) -> Non
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise BenchError(f"medweave serve exited with {proc.returncode}:\n{_tail(log_path)}")
+            raise BenchError(f"the server exited with {proc.returncode}:\n{_tail(log_path)}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(base + "/fhir/metadata", timeout=2).status_code == 200:
                 return
         time.sleep(0.2)
-    raise BenchError("medweave serve did not answer /fhir/metadata within 60 s")
+    raise BenchError("the server did not answer /fhir/metadata within 60 s")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -684,11 +877,15 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
+    results = [r for r in results if r["label"] == "off"]
+    if not results:
+        return
+    print("\nPart 1: the baseline server (bench/baseline_app.py: auth, access checks and audit off)")
     head = (
         f"{'operation':9} {'db':8} {'per s wall':>10} {'per srv CPU-s':>13} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'srv CPU':>7} {'HAPI/vCPU-s':>11} {'ours/HAPI':>9}  target"
     )
-    print("\n" + head + "\n" + "-" * len(head))
+    print(head + "\n" + "-" * len(head))
     for r in results:
         hapi = HAPI[r["op"]]
         target = TARGETS.get(r["op"])
@@ -717,11 +914,96 @@ def print_table(results: list[dict[str, Any]]) -> None:
     pg = [r for r in results if r["db_cpu_pct"] is not None]
     if pg:
         print("PostgreSQL backend CPU" + "".join(f" | {r['op']} {r['db_cpu_pct']:.0f}%" for r in pg))
-    bad = [r for r in results if r["errors"]]
-    for r in bad:
-        print(f"\n{r['op']} on {r['db']}: {r['errors']} failed requests, e.g.:")
-        for s in r["error_samples"]:
-            print(f"  {s}")
+
+
+def print_auth_table(results: list[dict[str, Any]]) -> bool:
+    """Auth on (``medweave serve``, clinician token) against off (the baseline); True if all pass."""
+    by = {(r["db"], r["op"], r["label"]): r for r in results}
+    pairs = [(by[k], by[(k[0], k[1], "on")]) for k in by if k[2] == "off" and (k[0], k[1], "on") in by]
+    if not pairs:
+        return True
+    print(
+        "\nAuth on / off: medweave serve with a clinician's token (verification, identity lookup, in-care "
+        "checks, audit)\nagainst the bench-only baseline with all of that off. Medians of the repeats."
+    )
+    head = (
+        f"{'operation':9} {'db':8} | {'off wall/s':>10} {'off CPU-s':>9} {'p50':>5} {'p99':>5} | "
+        f"{'on wall/s':>9} {'on CPU-s':>8} {'p50':>5} {'p99':>5} | "
+        f"{'ratio wall':>10} {'ratio CPU-s':>11}  target"
+    )
+    print(head + "\n" + "-" * len(head))
+    ok = True
+    for off, on in pairs:
+        ratio_cpu = on["per_server_cpu_s"] / off["per_server_cpu_s"]
+        ratio_wall = on["per_wall_s"] / off["per_wall_s"]
+        passed = ratio_cpu >= AUTH_TARGET_RATIO
+        ok = ok and passed
+        print(
+            f"{off['op']:9} {off['db']:8} | {off['per_wall_s']:10.0f} {off['per_server_cpu_s']:9.0f} "
+            f"{off['p50_ms']:5.0f} {off['p99_ms']:5.0f} | "
+            f"{on['per_wall_s']:9.0f} {on['per_server_cpu_s']:8.0f} "
+            f"{on['p50_ms']:5.0f} {on['p99_ms']:5.0f} | {ratio_wall:10.2f} {ratio_cpu:11.2f}  "
+            f">= {AUTH_TARGET_RATIO} " + ("PASS" if passed else "FAIL")
+        )
+    print(
+        "wall/s: requests per wall second; CPU-s: requests per server CPU-second (the primary figure, which "
+        "the\ntarget applies to); p50/p99 in ms. The ratio of medians is on/off."
+    )
+    pg = [(off, on) for off, on in pairs if off["db_cpu_pct"] is not None]
+    if pg:
+        print(
+            "PostgreSQL backend CPU, off/on"
+            + "".join(f" | {off['op']} {off['db_cpu_pct']:.0f}%/{on['db_cpu_pct']:.0f}%" for off, on in pg)
+        )
+    return ok
+
+
+def print_errors(results: list[dict[str, Any]]) -> None:
+    for r in results:
+        if r["errors"]:
+            print(f"\n{r['op']} on {r['db']} ({r['label']}): {r['errors']} failed requests, e.g.:")
+            for s in r["error_samples"]:
+                print(f"  {s}")
+
+
+def print_all(results: list[dict[str, Any]]) -> bool:
+    print_table(results)
+    ok = print_auth_table(results)
+    print_errors(results)
+    for message in WARNINGS:
+        print(f"WARNING {message}")
+    return ok
+
+
+def bench_database(
+    db: str, medweave: str, workdir: Path, bundles: list[tuple[bytes, int]], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Part 1 on the baseline server and, unless ``--no-auth``, the on/off comparison, for one database."""
+    ops: list[str] = args.ops_list
+    auth_ops = frozenset(AUTH_OPS) & set(ops) if not args.no_auth else frozenset()
+    with contextlib.ExitStack() as stack:
+        print(f"{db}: starting the baseline server (auth, access checks and audit off)", flush=True)
+        off, _ = stack.enter_context(server(db, "off", medweave, workdir))
+        _, panel = seed_panel(off.base_url, off.headers, args.panel)
+        driven = [Driven(off, Corpus(bundles=bundles, patients=panel), frozenset(ops))]
+        if auth_ops:
+            print(f"{db}: starting medweave serve (auth, access checks and audit on)", flush=True)
+            on, env = stack.enter_context(server(db, "on", medweave, workdir))
+            panel = provision_auth(on, env, medweave, args.panel)
+            driven.append(Driven(on, Corpus(bundles=[], patients=panel), auth_ops))
+        for d in driven:
+            warm_up(d.target, d.corpus)
+        summaries = run_phases(
+            driven,
+            ops=ops,
+            seconds=args.seconds,
+            clients=args.clients,
+            repeats=args.repeats,
+            import_clients=args.import_clients,
+            profile=args.profile,
+            profile_gil=args.profile_gil,
+        )
+    return [s.as_dict() for s in summaries]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -738,6 +1020,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--repeats", type=int, default=3, help="runs per phase; the table quotes medians")
     ap.add_argument("--ops", default="create,read,search,import", help="phases to run, in order")
+    ap.add_argument(
+        "--auth-only",
+        action="store_true",
+        help="run only the auth on/off comparison: the create and read phases on both servers",
+    )
+    ap.add_argument("--no-auth", action="store_true", help="run only part 1, on the baseline server")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="record every run's server with py-spy (on PATH or next to this Python) into this directory",
+    )
+    ap.add_argument("--profile-gil", action="store_true", help="py-spy --gil: sample only the GIL holder")
+    ap.add_argument(
+        "--panel", type=int, default=PANEL_PATIENTS, help="patients in the bench clinician's care"
+    )
     ap.add_argument("--synthea-patients", type=int, default=3, help="patients (bundles) Synthea generates")
     ap.add_argument("--medweave", help="the medweave executable (default: next to this Python)")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -745,6 +1042,9 @@ def main(argv: list[str] | None = None) -> int:
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
     if unknown := [o for o in ops if o not in OPS]:
         ap.error(f"unknown phases {unknown}; choose from {list(OPS)}")
+    if args.auth_only and args.no_auth:
+        ap.error("--auth-only and --no-auth exclude each other")
+    args.ops_list = [o for o in ops if o in AUTH_OPS] if args.auth_only else ops
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     medweave = _medweave_exe(args.medweave)
 
@@ -757,32 +1057,21 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     started = time.monotonic()
     try:
-        bundles = synthea_bundles(workdir / "synthea", args.synthea_patients) if "import" in ops else []
+        need_bundles = "import" in args.ops_list
+        bundles = synthea_bundles(workdir / "synthea", args.synthea_patients) if need_bundles else []
         for db in dbs:
-            print(f"{db}: starting medweave serve", flush=True)
-            with server(db, medweave, workdir) as target:
-                corpus = Corpus(bundles=bundles)
-                summaries = run_suite(
-                    target,
-                    corpus,
-                    ops=ops,
-                    seconds=args.seconds,
-                    clients=args.clients,
-                    repeats=args.repeats,
-                    import_clients=args.import_clients,
-                )
-                results += [s.as_dict() for s in summaries]
+            results += bench_database(db, medweave, workdir, bundles, args)
     except KeyboardInterrupt:
         print("\ninterrupted; cleaning up", file=sys.stderr)
         return 130
     except BenchError as exc:
         print(f"\nbenchmark failed: {exc}", file=sys.stderr)
         if results:
-            print_table(results)
+            print_all(results)
         return 1
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print_table(results)
+    passed = print_all(results)
     print(
         f"\n{len(dbs)} database(s), {args.clients} clients, {args.repeats} x {args.seconds:g} s per phase; "
         f"total {time.monotonic() - started:.0f} s; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
@@ -790,7 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    return 0
+    return 0 if passed else 2
 
 
 if __name__ == "__main__":
