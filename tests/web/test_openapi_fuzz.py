@@ -47,8 +47,12 @@ def app(tmp_path: Path) -> Iterator[Any]:
     engine.dispose()
 
 
-def _check(response: Any) -> str | None:
-    """What is wrong with one response, or None."""
+def _check(response: Any, path: str = "/fhir") -> str | None:
+    """What is wrong with one response, or None.
+
+    FHIR endpoints answer errors with an OperationOutcome; the OAuth2 endpoints with RFC 6749
+    section 5.2's ``{"error": ...}``.
+    """
     if response.status_code >= 500:
         return f"{response.status_code}: {response.text[:300]}"
     if 400 <= response.status_code < 500:
@@ -56,6 +60,10 @@ def _check(response: Any) -> str | None:
             body = json.loads(response.content)
         except ValueError:
             return f"{response.status_code} without a JSON body: {response.content[:200]!r}"
+        if path.startswith("/oauth/"):
+            if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+                return f"{response.status_code} that is not an OAuth2 error: {response.content[:200]!r}"
+            return None
         if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
             return f"{response.status_code} that is not an OperationOutcome: {response.content[:200]!r}"
     return None
@@ -86,7 +94,7 @@ def _fuzz(
             failures.append(f"{label}: {type(exc).__name__}: {exc} <- {case.as_curl_command()}")
             return
         seen[response.status_code] += 1
-        problem = _check(response)
+        problem = _check(response, operation.path)
         if problem:
             failures.append(f"{label}: {problem} <- {case.as_curl_command()}")
 
