@@ -145,8 +145,47 @@ def can_see(conn: Connection, v: View, patient_id: str | None) -> bool:
         return True
     if v.practitioner_id is None:
         return False
-    sub = in_care_patients(v.practitioner_id, consent=v.consent)
-    return conn.execute(select(literal(1)).where(literal(patient_id).in_(sub)).limit(1)).first() is not None
+    return in_care_of(conn, v.practitioner_id, patient_id, consent=v.consent)
+
+
+def in_care_of(
+    conn: Connection, practitioner_id: str, patient_id: str, *, consent: bool, now: datetime | None = None
+) -> bool:
+    """Is this one patient in the practitioner's care (or, with ``consent``, consented to them)?
+
+    Keyed on the patient (index ``ix_search_care``): it reads only that patient's few care rows,
+    however large the clinic, and resolves PractitionerRoles only when a row names one.
+    """
+    si = search_index
+    now_us = ((now or datetime.now(UTC)) - _EPOCH) // timedelta(microseconds=1)
+    params = [CARE_PARAM, CONSENT_PARAM] if consent else [CARE_PARAM]
+    rows = conn.execute(
+        select(si.c.param, si.c.ref_type, si.c.ref_id, si.c.lo, si.c.hi).where(
+            si.c.patient_id == patient_id, si.c.param.in_(params)
+        )
+    ).all()
+    live = [
+        r
+        for r in rows
+        if r.param == CARE_PARAM or (r.lo is not None and r.hi is not None and r.lo <= now_us < r.hi)
+    ]
+    if any(r.ref_type == "Practitioner" and r.ref_id == practitioner_id for r in live):
+        return True
+    role_ids = {r.ref_id for r in live if r.ref_type == "PractitionerRole"}
+    if not role_ids:
+        return False
+    mine = conn.execute(
+        select(si.c.res_id)
+        .where(
+            si.c.res_type == "PractitionerRole",
+            si.c.res_id.in_(sorted(role_ids)),
+            si.c.param == "practitioner",
+            si.c.ref_type == "Practitioner",
+            si.c.ref_id == practitioner_id,
+        )
+        .limit(1)
+    ).first()
+    return mine is not None
 
 
 def require_readable(

@@ -76,6 +76,7 @@ search_index = Table(
     Index("ix_search_date", "res_type", "param", "lo", "hi"),
     Index("ix_search_ref", "param", "ref_id", "ref_type"),
     Index("ix_search_patient", "patient_id"),
+    Index("ix_search_care", "patient_id", "param"),
 )
 
 patient_keys = Table(

@@ -6,8 +6,10 @@ is decided by ``medweave.records.access`` and nowhere else.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from starlette.requests import Request
@@ -16,6 +18,7 @@ from medweave.errors import Unauthenticated
 from medweave.security import tokens
 from medweave.security.principal import Principal, Role
 
+_CACHE_MAX = 10_000
 #: Adds what only the identity store knows (active break-glass grants) to a token's principal.
 Enricher = Callable[[Principal], Principal]
 
@@ -27,18 +30,35 @@ class Identity(Protocol):
 @dataclass
 class Authenticator:
     """Verifies bearer tokens. With an identity store, the token's user or client must still be
-    enabled and its scopes are narrowed again to the current role (``principal_for_claims``)."""
+    enabled and its scopes are narrowed again to the current role (``principal_for_claims``).
+
+    That lookup is remembered for ``cache_seconds`` per token and address (the signature and
+    lifetime are still checked on every request): disabling a user, ending a break-glass grant or
+    changing a role reaches live tokens within that time, and a read does not pay a database
+    round trip for who its caller is (bench/records.py measured it at a third of a read's cost).
+    """
 
     secret: bytes
     issuer: str
     audience: str
     enrich: Enricher | None = None
     identity: Identity | None = None
+    cache_seconds: float = 10.0
+    _cache: dict[tuple[bytes, str | None], tuple[float, Principal]] = field(default_factory=dict, repr=False)
 
     def from_bearer(self, token: str, *, address: str | None) -> Principal:
         claims = tokens.verify(token, secret=self.secret, audience=self.audience, issuer=self.issuer)
         if self.identity is not None:
-            return self.identity.principal_for_claims(claims, address=address)
+            key = (hashlib.sha256(token.encode()).digest(), address)
+            now = time.monotonic()
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+            principal = self.identity.principal_for_claims(claims, address=address)
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = (now + self.cache_seconds, principal)
+            return principal
         practitioner = None
         if claims.fhir_user and claims.fhir_user.startswith("Practitioner/"):
             practitioner = claims.fhir_user.removeprefix("Practitioner/")
