@@ -39,7 +39,11 @@ def navigation(session: Session | None) -> list[tuple[str, str]]:
     if role != Role.ADMIN:
         items.append(("/patients", "My patients"))
     if role == Role.ADMIN:
-        items += [("/admin/users", "Users"), ("/admin/reviews", "Break-glass reviews")]
+        items += [
+            ("/admin/users", "Users"),
+            ("/admin/reviews", "Break-glass reviews"),
+            ("/admin/jobs", "Jobs"),
+        ]
     if role in STAFF_ROLES:
         items.append(("/break-glass", "Emergency access"))
     return items

@@ -1,4 +1,4 @@
-"""The page routes: sign-in, patient home, staff patients and charts, admin, break-glass.
+"""The page routes: sign-in, patient home, staff patients and charts, admin, jobs, break-glass.
 
 Each audience's pages live in ``medweave.web.pages``; this router gathers them for ``create_app``.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from medweave.web.pages import admin, authorize, breakglass, clinician, patient, signin
+from medweave.web.pages import admin, authorize, breakglass, clinician, jobs, patient, signin
 
 router = APIRouter()
-for _pages in (signin, patient, clinician, admin, breakglass, authorize):
+for _pages in (signin, patient, clinician, admin, jobs, breakglass, authorize):
     router.include_router(_pages.router)
