@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, and_, false, literal, or_, select, true
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, false, literal, or_, select, true
 
 from medweave.errors import NotFound, PermissionDenied
 from medweave.records.care import CARE_PARAM, CONSENT_PARAM
@@ -148,6 +148,15 @@ def can_see(conn: Connection, v: View, patient_id: str | None) -> bool:
     return in_care_of(conn, v.practitioner_id, patient_id, consent=v.consent)
 
 
+# Built once: this runs on every read of a patient's record, and building it cost more than running it.
+_CARE_ROWS = select(
+    search_index.c.param, search_index.c.ref_type, search_index.c.ref_id, search_index.c.lo, search_index.c.hi
+).where(
+    search_index.c.patient_id == bindparam("patient_id"),
+    search_index.c.param.in_(bindparam("params", expanding=True)),
+)
+
+
 def in_care_of(
     conn: Connection, practitioner_id: str, patient_id: str, *, consent: bool, now: datetime | None = None
 ) -> bool:
@@ -159,11 +168,7 @@ def in_care_of(
     si = search_index
     now_us = ((now or datetime.now(UTC)) - _EPOCH) // timedelta(microseconds=1)
     params = [CARE_PARAM, CONSENT_PARAM] if consent else [CARE_PARAM]
-    rows = conn.execute(
-        select(si.c.param, si.c.ref_type, si.c.ref_id, si.c.lo, si.c.hi).where(
-            si.c.patient_id == patient_id, si.c.param.in_(params)
-        )
-    ).all()
+    rows = conn.execute(_CARE_ROWS, {"patient_id": patient_id, "params": params}).all()
     live = [
         r
         for r in rows
