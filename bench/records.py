@@ -52,6 +52,8 @@ from typing import Any
 
 import httpx
 
+from medweave.records.types import SUPPORTED_TYPES as STORED_TYPES
+
 FHIR_JSON = "application/fhir+json"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_BASE_URL = "postgresql://postgres@127.0.0.1:5432"
@@ -76,31 +78,7 @@ AUTH_TARGET_RATIO = 0.7
 PANEL_PATIENTS = 200
 
 # Types this server stores; Synthea bundles are filtered down to these.
-SUPPORTED_TYPES = frozenset(
-    {
-        "Patient",
-        "Practitioner",
-        "PractitionerRole",
-        "CareTeam",
-        "Encounter",
-        "Observation",
-        "Condition",
-        "Questionnaire",
-        "QuestionnaireResponse",
-        "Schedule",
-        "Slot",
-        "Appointment",
-        "Consent",
-        "DocumentReference",
-        "ServiceRequest",
-        "ImagingStudy",
-        "Device",
-        "Flag",
-        "Task",
-        "CarePlan",
-        "AuditEvent",
-    }
-)
+SUPPORTED_TYPES = frozenset(STORED_TYPES)
 
 
 class BenchError(RuntimeError):

@@ -18,29 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-OUR_TYPES = [
-    "Patient",
-    "Practitioner",
-    "PractitionerRole",
-    "CareTeam",
-    "Encounter",
-    "Observation",
-    "Condition",
-    "Questionnaire",
-    "QuestionnaireResponse",
-    "Schedule",
-    "Slot",
-    "Appointment",
-    "Consent",
-    "DocumentReference",
-    "ServiceRequest",
-    "ImagingStudy",
-    "Device",
-    "Flag",
-    "Task",
-    "CarePlan",
-    "AuditEvent",
-]
+from medweave.records.types import SUPPORTED_TYPES
+
+OUR_TYPES = list(SUPPORTED_TYPES)
 SUPPORTED = {"string", "token", "date", "reference", "quantity", "number", "uri"}
 # Resource-level parameters evaluated with FHIRPath on every type ("Resource." becomes "<Type>.").
 COMMON_FHIRPATH = {"_tag", "_security", "_profile", "_source"}

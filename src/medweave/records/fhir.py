@@ -14,13 +14,7 @@ from urllib.parse import urlencode
 
 from medweave.errors import Issue
 from medweave.records.store import Stored, instant
-
-SUPPORTED_TYPES: tuple[str, ...] = (
-    "Patient", "Practitioner", "PractitionerRole", "CareTeam", "Encounter", "Observation", "Condition",
-    "Questionnaire", "QuestionnaireResponse", "Schedule", "Slot", "Appointment", "Consent",
-    "DocumentReference", "ServiceRequest", "ImagingStudy", "Device", "Flag", "Task", "CarePlan", "AuditEvent",
-)  # fmt: skip
-
+from medweave.records.types import SUPPORTED_TYPES as SUPPORTED_TYPES
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 

@@ -42,15 +42,9 @@ from importlib import resources
 from typing import Any
 
 from medweave.errors import InvalidInput, Issue, Unprocessable
+from medweave.records import types
 
-SUPPORTED_TYPES: frozenset[str] = frozenset(
-    {
-        "Patient", "Practitioner", "PractitionerRole", "CareTeam", "Encounter", "Observation", "Condition",
-        "Questionnaire", "QuestionnaireResponse", "Schedule", "Slot", "Appointment", "Consent",
-        "DocumentReference", "ServiceRequest", "ImagingStudy", "Device", "Flag", "Task", "CarePlan",
-        "AuditEvent",
-    }
-)  # fmt: skip
+SUPPORTED_TYPES: frozenset[str] = frozenset(types.SUPPORTED_TYPES)
 #: Deepest nesting of JSON objects/arrays accepted; deeper bodies would exhaust the model's stack.
 MAX_DEPTH = 100
 

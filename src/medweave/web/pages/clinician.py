@@ -16,6 +16,7 @@ from medweave.records import fhir
 from medweave.security.principal import STAFF_ROLES, Role
 from medweave.web.pages import routing
 from medweave.web.pages.charts import chartable, fmt, trend_svg
+from medweave.web.pages.record import load_record
 from medweave.web.pages.render import fragment, page
 from medweave.web.pages.routing import Current, require_role
 from medweave.web.pages.views import (
@@ -75,19 +76,8 @@ def patient_results(request: Request, current: Current = Depends(routing.signed_
 def chart(request: Request, patient_id: str, current: Current = Depends(routing.signed_in)) -> Response:
     if not fhir.valid_id(patient_id):
         raise NotFound("no such patient")
-    records, principal = current.records, current.principal
-    patient = records.read(principal=principal, res_type="Patient", res_id=patient_id).body or {}
-    conditions = entries(
-        records.search(
-            principal=principal, res_type="Condition", params=[("patient", patient_id), ("_count", "200")]
-        )
-    )
-    observations = entries(
-        records.search(
-            principal=principal,
-            res_type="Observation",
-            params=[("patient", patient_id), ("_sort", "-date"), ("_count", str(CHART_OBSERVATIONS))],
-        )
+    patient, conditions, observations = load_record(
+        current, patient_id, conditions=200, observations=CHART_OBSERVATIONS
     )
     charts = [
         {
@@ -98,7 +88,7 @@ def chart(request: Request, patient_id: str, current: Current = Depends(routing.
         for i, s in enumerate(chartable(numeric_series(observations)))
     ]
     stored = [t for t in MEDICATION_TYPES if t in fhir.SUPPORTED_TYPES]
-    emergency = patient_id in principal.break_glass
+    emergency = patient_id in current.principal.break_glass
     return page(
         request,
         "chart.html",

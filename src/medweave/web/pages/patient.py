@@ -15,9 +15,10 @@ from medweave.identity import IdentityService
 from medweave.security.principal import Role
 from medweave.web.pages import routing
 from medweave.web.pages.history import access_rows
+from medweave.web.pages.record import load_record
 from medweave.web.pages.render import page
 from medweave.web.pages.routing import Current, require_role
-from medweave.web.pages.views import condition_rows, demographics, entries, human_name, observation_rows
+from medweave.web.pages.views import condition_rows, demographics, human_name, observation_rows
 
 router = APIRouter(route_class=routing.PageRoute)
 RECENT_OBSERVATIONS = 20
@@ -43,21 +44,10 @@ def my_record(request: Request, current: Current = Depends(routing.signed_in)) -
     patient_id = current.principal.patient_id
     if not patient_id:
         raise NotFound("this account is not linked to a record")
-    records, principal = current.records, current.principal
-    patient = records.read(principal=principal, res_type="Patient", res_id=patient_id).body or {}
-    conditions = entries(
-        records.search(
-            principal=principal, res_type="Condition", params=[("patient", patient_id), ("_count", "100")]
-        )
+    patient, conditions, observations = load_record(
+        current, patient_id, conditions=100, observations=RECENT_OBSERVATIONS
     )
-    observations = entries(
-        records.search(
-            principal=principal,
-            res_type="Observation",
-            params=[("patient", patient_id), ("_sort", "-date"), ("_count", str(RECENT_OBSERVATIONS))],
-        )
-    )
-    audit = records.trail.audit
+    audit = current.records.trail.audit
     history = None
     if audit is not None:
         history = access_rows(
