@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, urlsplit
 
+import pytest
+
 from medweave.records.definitions import search_params
 from medweave.records.fhir import SUPPORTED_TYPES
 
@@ -210,3 +212,15 @@ def test_patient_everything(client) -> None:
     assert keys == {("Patient", pid)} | {("Observation", o) for o in mine}
     assert ("Observation", theirs) not in keys
     assert bundle["total"] == len(bundle["entry"])
+
+
+@pytest.mark.parametrize("version", ["\u00b9", "\u0661", "\uff11", "1" * 10, "-1", "1.0"])
+def test_odd_version_ids_are_not_found(client, version: str) -> None:
+    """Unicode digits pass str.isdigit() but not int(); schemathesis found '¹' answering 500."""
+    r = client.post("/fhir/Patient", json={"resourceType": "Patient", "active": True})
+    pid = r.json()["id"]
+    got = client.get(f"/fhir/Patient/{pid}/_history/{version}")
+    assert got.status_code == 404 and got.json()["resourceType"] == "OperationOutcome"
+    if version.isascii():  # HTTP header values are ASCII; the client cannot even send the others
+        bad = client.put(f"/fhir/Patient/{pid}", json=r.json(), headers={"If-Match": f'W/"{version}"'})
+        assert bad.status_code == 400

@@ -38,7 +38,7 @@ def parse_etag(value: str) -> int | None:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 def full_url(base: str, res_type: str, res_id: str) -> str:

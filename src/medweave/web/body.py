@@ -24,7 +24,7 @@ def _media(request: Request, default: str) -> str:
 
 async def _read_limited(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"body is larger than {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0

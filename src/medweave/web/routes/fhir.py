@@ -285,7 +285,8 @@ async def history_instance(request: Request, res_type: ResType, res_id: ResId) -
 @router.get("/{res_type}/{res_id}/_history/{version_id}", summary="vread")
 async def vread(request: Request, res_type: ResType, res_id: ResId, version_id: str) -> Response:
     principal = authenticate(request)
-    if not version_id.isdigit() or len(version_id) > 9:
+    # str.isdigit() also accepts "¹" and other Unicode digits that int() refuses (found by schemathesis).
+    if not (version_id.isascii() and version_id.isdigit()) or len(version_id) > 9:
         raise NotFound(f"version {version_id!r} is not known")
     stored = await _call(
         request,
