@@ -52,7 +52,8 @@ _SQLITE_WRITERS: dict[str, threading.Lock] = {}
 _SQLITE_WRITERS_GUARD = threading.Lock()
 
 
-def _writer_lock(engine: Engine) -> threading.Lock:
+def sqlite_writer_lock(engine: Engine) -> threading.Lock:
+    """The lock this process's writers to a SQLite database queue on (see ``write_tx``)."""
     with _SQLITE_WRITERS_GUARD:
         return _SQLITE_WRITERS.setdefault(str(engine.url), threading.Lock())
 
@@ -67,7 +68,7 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
     """
     if is_sqlite(engine):
         with (
-            _writer_lock(engine),
+            sqlite_writer_lock(engine),
             engine.connect().execution_options(sqlite_immediate=True) as conn,
             conn.begin(),
         ):
