@@ -222,12 +222,6 @@ class UserAdmin(Core):
             n += 1
         return n
 
-    def master_key_ids_in_use(self, conn: Connection) -> set[str]:
-        rows = conn.execute(
-            select(users.c.totp_key_id).where(users.c.totp_key_id.is_not(None)).distinct()
-        ).all()
-        return {row.totp_key_id for row in rows}
-
     def _set_disabled(self, user_id: str, disabled: bool) -> None:
         with write_tx(self.engine) as conn:
             self._user_row(conn, user_id)

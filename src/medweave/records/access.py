@@ -14,6 +14,7 @@ Rules (issue 3, "Access rules, in one place"):
 - Break-glass (time-limited, with a reason, flagged for review; granted by the identity service)
   opens a patient's record for reading only.
 - Admins, lab technicians and data scientists read no patient data except under break-glass.
+- Erasing a patient (crypto-shredding) is for the operator at the command line only.
 - Resources outside every patient compartment (Practitioner, Questionnaire, Schedule, ...) are
   readable by every signed-in caller whose scopes allow it; only some roles may write them.
 - A resource the caller may not see answers exactly like a missing one (404), so nothing leaks
@@ -199,6 +200,12 @@ def require_readable(
     """404 — the same answer as for a missing resource — unless ``principal`` may read it."""
     if not can_see(conn, view(principal, res_type, "read"), patient_id):
         raise NotFound(f"{res_type}/{res_id} is not known")
+
+
+def require_operator(principal: Principal, what: str) -> None:
+    """Some operations (crypto-shredding a patient) belong to the operator at the command line only."""
+    if principal.kind != "internal":
+        raise PermissionDenied(f"only the operator may {what}")
 
 
 def require_scope(principal: Principal, res_type: str, op: str) -> None:

@@ -216,11 +216,10 @@ class RecordService(Queries):
             principal, "delete", res_type="Patient", res_id=patient_id, operation="erase"
         ) as note:
             note.patients.add(patient_id)
+            access.require_operator(principal, "erase a patient")
 
             def run(conn: Connection) -> int:
-                if store.current_version(conn, res_type="Patient", res_id=patient_id) is None:
-                    raise NotFound(f"Patient/{patient_id} is not known")
-                if principal.kind != "internal":
+                if store.current_row(conn, res_type="Patient", res_id=patient_id) is None:
                     raise NotFound(f"Patient/{patient_id} is not known")
                 if keys.is_erased(conn, patient_id=patient_id):
                     raise Gone(f"Patient/{patient_id} was already erased")

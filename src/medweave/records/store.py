@@ -227,15 +227,6 @@ def current_row(conn: Connection, *, res_type: str, res_id: str) -> Any:
     ).first()
 
 
-def current_version(conn: Connection, *, res_type: str, res_id: str) -> tuple[int, bool] | None:
-    row = conn.execute(
-        select(resources.c.version_id, resources.c.deleted).where(
-            resources.c.res_type == res_type, resources.c.res_id == res_id
-        )
-    ).first()
-    return None if row is None else (row.version_id, row.deleted)
-
-
 def write(
     conn: Connection,
     *,
