@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import FHIR_EXAMPLES
 from medweave.records.definitions import compartment_params, search_params, supported_types
 from medweave.records.indexing import (
     MAX_TS,
@@ -25,13 +24,7 @@ from medweave.records.indexing import (
     parse_reference,
 )
 
-ROOT = Path(__file__).resolve().parents[3]
-CANDIDATES = [
-    Path(os.environ.get("MEDWEAVE_FHIR_EXAMPLES", "/nonexistent")),
-    ROOT / ".cache/npm/node_modules/hl7.fhir.r4.examples",
-    Path("/tmp/npmx/node_modules/hl7.fhir.r4.examples"),
-]
-PACKAGE = next((p for p in CANDIDATES if (p / "Patient-example.json").exists()), None)
+PACKAGE = FHIR_EXAMPLES if (FHIR_EXAMPLES / "Patient-example.json").exists() else None
 needs_package = pytest.mark.skipif(PACKAGE is None, reason="hl7.fhir.r4.examples not installed (make dev)")
 
 
