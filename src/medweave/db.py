@@ -8,8 +8,10 @@ conditional UPDATEs, so no lost update is possible on either engine.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,10 +54,20 @@ _SQLITE_WRITERS: dict[str, threading.Lock] = {}
 _SQLITE_WRITERS_GUARD = threading.Lock()
 
 
+_ENGINE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
 def sqlite_writer_lock(engine: Engine) -> threading.Lock:
-    """The lock this process's writers to a SQLite database queue on (see ``write_tx``)."""
-    with _SQLITE_WRITERS_GUARD:
-        return _SQLITE_WRITERS.setdefault(str(engine.url), threading.Lock())
+    """The lock this process's writers to a SQLite database queue on (see ``write_tx``).
+
+    One lock per database file, shared by every engine on it; remembered per engine, because
+    rendering the URL on every write was measurable."""
+    found = _ENGINE_WRITERS.get(engine)
+    if found is None:
+        with _SQLITE_WRITERS_GUARD:
+            found = _SQLITE_WRITERS.setdefault(str(engine.url), threading.Lock())
+            _ENGINE_WRITERS[engine] = found
+    return found
 
 
 @contextmanager
@@ -82,3 +94,42 @@ def write_tx(engine: Engine) -> Iterator[Connection]:
 def read_tx(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+class DriverQuery:
+    """A fixed statement run straight on the driver, inside a Core connection's transaction.
+
+    For the few statements that run on every request (the in-care check of each read): measured,
+    SQLAlchemy's per-execution machinery cost several times the query itself. The text uses
+    ``:name`` parameters and must be fixed (no values spliced in); it is turned into the
+    driver's own named style once per dialect.
+    """
+
+    _NAME = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+    def __init__(self, sql: str) -> None:
+        if "%" in sql:
+            raise ValueError("a driver query may not contain '%' (psycopg reads it as a placeholder)")
+        self.sql = sql
+        self._texts: dict[str, str] = {}
+
+    def text(self, dialect: str) -> str:
+        """The statement for ``dialect``: sqlite3 takes ``:name`` as is, psycopg wants ``%(name)s``."""
+        found = self._texts.get(dialect)
+        if found is None:
+            found = self.sql if dialect == "sqlite" else self._NAME.sub(r"%(\1)s", self.sql)
+            self._texts[dialect] = found
+        return found
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row, or None; runs in ``conn``'s current transaction."""
+        raw = conn.connection.dbapi_connection
+        if raw is None:
+            raise RuntimeError("the connection is closed")
+        cur = raw.cursor()
+        try:
+            cur.execute(self.text(conn.dialect.name), params)
+            row = cur.fetchone()
+        finally:
+            cur.close()
+        return tuple(row) if row is not None else None

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, select, text
 
 from medweave.audit import Actor, AuditError, AuditRecord, AuditService, rest_event
-from medweave.audit.tables import audit_head, audit_log
-from medweave.db import make_engine
+from medweave.audit.tables import audit_log
+from medweave.db import make_engine, write_tx
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -117,39 +118,92 @@ def _poison(engine: Engine) -> None:
             )
 
 
-def test_a_failed_batch_fails_every_caller_and_writes_nothing(db: Engine) -> None:
+@contextmanager
+def head_held(other: Engine) -> Iterator[None]:
+    """Another writer holds the audit head, as a second server mid-commit would: leaders block."""
+    with write_tx(other) as conn:
+        if other.dialect.name == "postgresql":
+            conn.execute(text("SELECT last_seq FROM audit_head WHERE id = 1 FOR UPDATE"))
+        yield
+
+
+def _until(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+def test_a_failed_batch_fails_every_caller_in_it_and_writes_nothing(db: Engine, other: Engine) -> None:
     _poison(db)
-    with AuditService(db, linger_s=0.5) as service:
-        futures = [service.submit(event(n, entity_id="poison" if n == 3 else None)) for n in range(6)]
-        for future in futures:
-            with pytest.raises(AuditError, match="audit write failed") as info:
-                future.result(timeout=30)
+    outcomes: dict[int, object] = {}
+
+    def call(service: AuditService, n: int) -> None:
+        try:
+            outcomes[n] = service.record(event(n, entity_id="poison" if n == 3 else None))
+        except AuditError as exc:
+            outcomes[n] = exc
+
+    with AuditService(db) as service:
+        with head_held(other):
+            leader = threading.Thread(target=call, args=(service, 0))
+            leader.start()  # leads, and blocks on the held head with its batch of one
+            _until(lambda: service.writing and service.queued == 0, "the first caller leads")
+            time.sleep(0.2)
+            rest = [threading.Thread(target=call, args=(service, n)) for n in range(1, 6)]
+            for t in rest:
+                t.start()
+            _until(lambda: service.queued == 5, "five callers wait for the next batch")
+        for t in [leader, *rest]:
+            t.join(30)
+        assert outcomes[0] == 1  # its own batch
+        for n in range(1, 6):  # one batch, poisoned by event 3: every caller in it hears
+            error = outcomes[n]
+            assert isinstance(error, AuditError) and "audit write failed" in str(error)
             # No statement parameters (patient ids, bodies) in the error or a chained cause.
-            assert (
-                info.value.__cause__ is None and "p3" not in str(info.value) and "o1" not in str(info.value)
-            )
-        assert (service.stats.failed_batches, service.stats.commits) == (1, 0)
-        assert service.count() == 0 and service.head() == 0
+            assert error.__cause__ is None and "p3" not in str(error) and "o1" not in str(error)
+        assert (service.stats.failed_batches, service.stats.commits) == (1, 1)
+        assert service.count() == 1 and service.head() == 1
         # The stream goes on, gapless, after the failure.
-        assert [service.record(event(n)) for n in range(3)] == [1, 2, 3]
+        assert [service.record(event(n)) for n in range(3)] == [2, 3, 4]
         assert service.check_gapless() == []
 
 
+def test_one_callers_events_commit_together_or_not_at_all(db: Engine) -> None:
+    _poison(db)
+    with AuditService(db) as service:
+        with pytest.raises(AuditError, match="audit write failed"):
+            service.record_all([event(1), event(2, entity_id="poison"), event(3)])
+        assert service.head() == 0
+        assert service.record_all([event(4), event(5)]) == [1, 2]
+
+
 def test_a_bad_record_is_refused_for_its_caller_only(db: Engine) -> None:
-    with AuditService(db, linger_s=0.2) as service:
-        good = service.submit(event(1))
+    with AuditService(db) as service:
         with pytest.raises(ValueError, match="entity_id"):
-            service.submit(event(2, entity_id="x" * 65))
-        assert good.result(timeout=30) == 1
+            service.record_all([event(1), event(2, entity_id="x" * 65)])
+        assert service.head() == 0  # nothing of the refused call was queued
+        assert service.record(event(3)) == 1
 
 
-def test_close_flushes_and_then_refuses(db: Engine) -> None:
-    service = AuditService(db, linger_s=0.05)
-    futures = [service.submit(event(n)) for n in range(300)]
-    service.close()
-    assert sorted(f.result(timeout=0) for f in futures) == list(range(1, 301))
+def test_close_waits_for_queued_events_and_then_refuses(db: Engine, other: Engine) -> None:
+    service = AuditService(db)
+    seqs: list[int] = []
+    callers = [threading.Thread(target=lambda n=n: seqs.append(service.record(event(n)))) for n in range(4)]
+    closer = threading.Thread(target=service.close)
+    with head_held(other):
+        for t in callers:
+            t.start()
+        _until(lambda: service.writing and service.queued == 3, "one caller leads and three wait")
+        closer.start()
+        time.sleep(0.2)
+        assert closer.is_alive(), "close returned while events were still queued"
+    closer.join(30)
+    for t in callers:
+        t.join(30)
+    assert sorted(seqs) == [1, 2, 3, 4] and service.count() == 4
     with pytest.raises(AuditError, match="closed"):
-        service.submit(event(1))
+        service.record(event(5))
     service.close()  # idempotent
 
 
@@ -180,31 +234,46 @@ def test_check_gapless_names_the_missing(db: Engine) -> None:
         assert service.check_gapless(limit=2) == [1, 4]
 
 
-@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
-def test_throughput_sixteen_threads(db: Engine) -> None:
-    per_thread, threads = 250, 16
+@pytest.mark.parametrize("max_batch", [1, 500])
+def test_sixteen_threads_share_commits_up_to_max_batch(db: Engine, max_batch: int) -> None:
+    per_thread, threads = 100, 16
     records = [event(n) for n in range(per_thread * threads)]
-    rates = {}
-    for name, batch in (("group commit", 500), ("commit per event", 1)):
-        with db.begin() as conn:
-            conn.execute(audit_log.delete())
-            conn.execute(audit_head.delete())
-        with AuditService(db, max_batch=batch) as service:
-            barrier = threading.Barrier(threads + 1)
+    with AuditService(db, max_batch=max_batch) as service:
+        barrier = threading.Barrier(threads)
 
-            def work(i: int, service: AuditService = service, barrier: threading.Barrier = barrier) -> None:
-                barrier.wait()
-                for record in records[i::threads]:
-                    service.record(record)
-
-            pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-            for t in pool:
-                t.start()
+        def work(i: int) -> None:
             barrier.wait()
-            start = time.perf_counter()
-            for t in pool:
-                t.join()
-            rates[name] = len(records) / (time.perf_counter() - start)
-            assert service.check_gapless() == [] and service.count() == len(records)
-    print(f"\nSQLite, {threads} threads: " + ", ".join(f"{k} {v:,.0f} events/s" for k, v in rates.items()))
-    assert rates["group commit"] > rates["commit per event"]
+            for record in records[i::threads]:
+                service.record(record)
+
+        pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        stats = service.stats
+        assert service.check_gapless() == [] and service.count() == len(records) == stats.events
+    print(f"\n{db.dialect.name}, max_batch {max_batch}: {stats.events} events in {stats.commits} commits")
+    assert stats.largest_batch <= max_batch
+    if max_batch == 1:
+        assert stats.commits == len(records)
+    else:  # while one caller commits, the others' events gather into the next batch
+        assert stats.commits < len(records) and stats.largest_batch > 1
+
+
+def test_calls_of_many_events_span_batches_in_order(db: Engine) -> None:
+    """Calls larger than ``max_batch`` lead again or hand the lead on; each call's events stay in
+    order and contiguous (one service queues first in, first out), and nobody is left waiting."""
+    got: list[list[int]] = []
+    with AuditService(db, max_batch=3) as service:
+
+        def work(i: int) -> None:
+            for k in range(20):
+                got.append(service.record_all([event(i * 1000 + k * 10 + j) for j in range(1 + (i + k) % 5)]))
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(work, range(8)))
+        assert service.stats.largest_batch == 3
+        assert service.check_gapless() == []
+    assert all(seqs == list(range(seqs[0], seqs[0] + len(seqs))) for seqs in got)
+    assert sorted(s for seqs in got for s in seqs) == list(range(1, sum(map(len, got)) + 1))

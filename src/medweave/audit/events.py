@@ -12,6 +12,7 @@ PHI-free commitment the ledger hashes.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -21,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 RESTFUL = "http://hl7.org/fhir/restful-interaction"
@@ -96,18 +99,34 @@ def instant(dt: datetime) -> str:
     """A FHIR instant in UTC with microseconds: the one spelling used in bodies and leaves."""
     if dt.tzinfo is None:
         raise ValueError("recorded must be timezone-aware")
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: this runs for every audited request, and strftime costs ten times more.
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def canonical_json(event: Mapping[str, Any]) -> str:
-    """Sorted keys, no whitespace, UTF-8 as is: one text per event, stored and hashed as is."""
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Sorted keys, no whitespace, UTF-8 as is: one text per event, stored and hashed as is.
+
+    The same text as ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+    (a hypothesis test holds them equal), from orjson, which takes a fifth of the time on the
+    audited request path. Events carry no floats, so orjson's float spelling never comes up.
+    """
+    return orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _who(who: str) -> dict[str, Any]:
     if _REFERENCE.match(who):
         return {"reference": who}
     return {"identifier": {"system": USER_SYSTEM, "value": who}}
+
+
+@functools.lru_cache(maxsize=1024)
+def _address_type(address: str) -> str:
+    """AuditEvent network type: "2" for an IP address, "1" for a machine name (cached: per request)."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return "1"
+    return "2"
 
 
 def _agent(type_: dict[str, str], who: dict[str, Any], requestor: bool, **extra: Any) -> dict[str, Any]:
@@ -119,11 +138,7 @@ def _agents(actor: Actor, observer: str, reason: str | None) -> list[dict[str, A
     purpose = {"purposeOfUse": [{"coding": [_BTG], "text": reason}]} if reason is not None else {}
     client: dict[str, Any] = {}
     if actor.address:
-        try:
-            ipaddress.ip_address(actor.address)
-            client["network"] = {"address": actor.address, "type": "2"}  # IP address
-        except ValueError:
-            client["network"] = {"address": actor.address, "type": "1"}  # machine name
+        client["network"] = {"address": actor.address, "type": _address_type(actor.address)}
     ident = {"identifier": {"system": USER_SYSTEM, "value": actor.client_id or actor.address or "unknown"}}
     return [
         _agent(_USER, _who(actor.who), True, **purpose),

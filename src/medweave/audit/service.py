@@ -1,25 +1,30 @@
 """The audit service: one ordered, gapless stream of AuditEvents, written with group commit.
 
-``submit`` queues a record and returns a Future; one writer thread per service takes everything
-queued (up to ``max_batch``, lingering ``linger_s`` for more) and writes it in ONE transaction on
-a connection of its own: move the ``audit_head`` row with ``UPDATE ... RETURNING``, which locks it
-(on SQLite ``BEGIN IMMEDIATE`` also serialises writers), number the rows from the old head, insert
-them, commit; only then are the Futures resolved with their ``seq``. A request is answered after
-``record`` returns, so no answered request lacks its audit row, while concurrent requests share one
-commit. If a batch fails, its transaction rolls back whole and every caller in it gets ``AuditError``.
-Any number of services (processes) may write to one database: the head lock keeps ``seq`` gapless,
-and commits happen in ``seq`` order, so readers always see the prefix 1..head.
+``record`` (and ``record_all``, for the several events of one request) returns a ``seq`` only once
+the event is committed, so no answered request lacks its audit row. Concurrent callers share
+commits without a writer thread: callers queue their events, and whichever caller finds nobody
+writing becomes the leader. The leader takes everything queued (up to ``max_batch``) and writes it
+in ONE transaction on the service's own connection: move the ``audit_head`` row with
+``UPDATE ... RETURNING``, which locks it (on SQLite ``BEGIN IMMEDIATE`` also serialises writers),
+number the rows from the old head, insert them, commit. It then wakes the callers whose events are
+done and hands the lead to the oldest caller still waiting, if any; while one leader commits, the
+next batch gathers. Each leader writes one batch, so nobody's request waits behind a stream of
+other people's events. If a batch fails, its transaction rolls back whole and every caller in it
+gets ``AuditError``.
+
+Measured (docs/benchmarks.md): handing each event to a writer thread and waking the caller back
+cost more CPU than the commit itself, in a process whose request threads contend for the GIL.
+
+Any number of services (processes) may write to one database: the head lock keeps ``seq``
+gapless, and commits happen in ``seq`` order, so readers always see the prefix 1..head.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
-import time
-from collections.abc import Mapping
-from concurrent.futures import Future
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from types import TracebackType
@@ -32,7 +37,6 @@ from medweave.audit.tables import audit_head, audit_log
 from medweave.db import read_tx, sqlite_writer_lock
 from medweave.errors import MedweaveError
 
-_STOP = object()
 _log = logging.getLogger(__name__)
 _HEAD = select(audit_head.c.last_seq).where(audit_head.c.id == 1)
 _MOVE_HEAD = "UPDATE audit_head SET last_seq = last_seq + %s WHERE id = 1 RETURNING last_seq"
@@ -50,7 +54,6 @@ _COLUMNS = (
     "body",
 )
 _INSERT = f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"  # noqa: S608 (constants only)
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class AuditError(MedweaveError):
@@ -71,26 +74,31 @@ class AuditStats:
     largest_batch: int = 0
 
 
+#: The length-limited text columns, read off the table once (``_check`` runs for every event).
+_LIMITS = tuple(
+    (col.key, col.type.length)
+    for col in audit_log.columns
+    if isinstance(col.type, String) and col.type.length
+)
+
+
 def _check(record: AuditRecord) -> None:
     """Refuse, for its caller only, a record that the database would refuse for the whole batch."""
     if record.recorded.tzinfo is None:
         raise ValueError("recorded must be timezone-aware")
     if record.action not in ("C", "R", "U", "D", "E") or record.outcome not in (0, 4, 8, 12):
         raise ValueError("bad action or outcome")
-    for col in audit_log.columns:
-        value = getattr(record, col.key, None)
-        if (
-            isinstance(col.type, String)
-            and col.type.length
-            and isinstance(value, str)
-            and (len(value) > col.type.length)
-        ):
-            raise ValueError(f"audit {col.key} longer than {col.type.length}")
+    for key, length in _LIMITS:
+        value = getattr(record, key, None)
+        if isinstance(value, str) and len(value) > length:
+            raise ValueError(f"audit {key} longer than {length}")
 
 
 def _row(seq: int, r: AuditRecord, lite: bool) -> tuple[Any, ...]:
-    # SQLite gets recorded in SQLAlchemy's DATETIME text form, so reads through Core parse it.
-    recorded = r.recorded.astimezone(UTC).strftime(_SQLITE_TIME) if lite else r.recorded
+    # SQLite gets recorded in SQLAlchemy's DATETIME text form ("YYYY-MM-DD HH:MM:SS.ffffff", naive
+    # UTC), so reads through Core parse it; isoformat spells that at a tenth of strftime's cost.
+    naive = r.recorded.astimezone(UTC).replace(tzinfo=None)
+    recorded = naive.isoformat(sep=" ", timespec="microseconds") if lite else r.recorded
     who_what = (r.interaction, r.action, r.outcome, r.user_ref, r.patient_id, r.entity_type, r.entity_id)
     return (seq, recorded, *who_what, r.body)
 
@@ -99,49 +107,156 @@ def _to_record(row: Row[Any]) -> AuditRecord:
     return AuditRecord(**{c.key: row._mapping[c.key] for c in audit_log.columns})
 
 
+class _Caller:
+    """One ``record_all`` call waiting for its events: woken when they are all done, or to lead."""
+
+    __slots__ = ("gate", "lead", "left", "signalled")
+
+    def __init__(self, events: int) -> None:
+        self.gate = threading.Lock()
+        self.gate.acquire()  # closed; ``wake`` opens it once, the caller's ``acquire`` consumes that
+        self.left = events
+        self.lead = False
+        self.signalled = False
+
+
+class _Ticket:
+    __slots__ = ("caller", "error", "record", "seq")
+
+    def __init__(self, record: AuditRecord, caller: _Caller) -> None:
+        self.record = record
+        self.caller = caller
+        self.seq: int | None = None
+        self.error: AuditError | None = None
+
+
 class AuditService:
     """Writes AuditEvents with group commit and answers queries on the trail."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 500, linger_s: float = 0.0) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
         self._engine = engine
         self._max_batch = max_batch
-        self._linger_s = linger_s
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self._mutex = threading.Lock()  # guards everything below up to _raw
+        self._idle = threading.Condition(self._mutex)  # notified when the last leader steps down
+        self._pending: list[_Ticket] = []
+        self._writing = False  # a leader is writing or about to; False implies nothing is pending
         self._closed = False
-        self._raw: Any = None  # the writer thread's own DBAPI connection
+        self._raw: Any = None  # the DBAPI connection of this service's writes (one leader at a time)
         self._move = self._insert = self._seed = ""
         self.stats = AuditStats()
-        self._thread = threading.Thread(target=self._run, name="medweave-audit-writer", daemon=True)
-        self._thread.start()
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def submit(self, event: AuditRecord | Mapping[str, Any]) -> Future[int]:
-        """Queue an event (an ``AuditRecord`` or an AuditEvent dict); the Future gives its ``seq`` once
-        committed. Wait for it before answering the request the event belongs to."""
-        record = event if isinstance(event, AuditRecord) else AuditRecord.from_event(event)
-        _check(record)
-        future: Future[int] = Future()
-        with self._lock:
+    @property
+    def queued(self) -> int:
+        """Events waiting for a batch (a gauge for metrics; tests wait on it)."""
+        with self._mutex:
+            return len(self._pending)
+
+    @property
+    def writing(self) -> bool:
+        """Whether a caller is writing a batch (or about to)."""
+        return self._writing
+
+    def record(self, event: AuditRecord | Mapping[str, Any]) -> int:
+        """Write an event (an ``AuditRecord`` or an AuditEvent dict); return its ``seq`` once it is
+        committed (durable, visible to all)."""
+        return self.record_all([event])[0]
+
+    def record_all(self, events: Sequence[AuditRecord | Mapping[str, Any]]) -> list[int]:
+        """Write several events (one request's) in order; return their ``seq`` once all are committed.
+
+        A record the database would refuse raises ``ValueError`` before anything is queued, so it
+        fails its own caller only. Raises ``AuditError`` if the batch it went in failed.
+        """
+        records = [e if isinstance(e, AuditRecord) else AuditRecord.from_event(e) for e in events]
+        for record in records:
+            _check(record)
+        if not records:
+            return []
+        caller = _Caller(len(records))
+        tickets = [_Ticket(record, caller) for record in records]
+        with self._mutex:
             if self._closed:
                 raise AuditError("the audit service is closed")
-            self._queue.put((record, future))
-        return future
+            self._pending.extend(tickets)
+            lead = not self._writing
+            self._writing = True
+        while True:
+            if lead:
+                lead = self._lead(caller)
+                continue
+            if caller.left == 0:
+                break
+            caller.gate.acquire()  # until a leader says we are done, or that we lead next
+            with self._mutex:
+                caller.signalled = False
+                lead, caller.lead = caller.lead, False
+        for ticket in tickets:
+            if ticket.error is not None:
+                raise ticket.error
+        return [t.seq for t in tickets if t.seq is not None]
 
-    def record(self, event: AuditRecord | Mapping[str, Any], *, timeout: float | None = None) -> int:
-        """Write an event and return its ``seq`` once it is committed (durable, visible to all)."""
-        return self.submit(event).result(timeout)
+    def _lead(self, me: _Caller) -> bool:
+        """Write one batch from the head of the queue, then wake who is done and hand on the lead.
 
-    def close(self, timeout: float | None = None) -> None:
-        """Write everything already submitted, then stop the writer. Idempotent."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._queue.put(_STOP)
-        self._thread.join(timeout)
-        if not self._thread.is_alive() and self._raw is not None:
+        Returns True when ``me`` leads again (its own events were beyond this batch's end)."""
+        with self._mutex:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: len(batch)]
+        error: AuditError | None = None
+        interrupted: BaseException | None = None
+        try:
+            first = self._write([t.record for t in batch])
+        except BaseException as exc:
+            # Neither the message nor a chained cause may carry the statement's parameters (PHI).
+            code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+            reason = type(exc).__name__ + (f" (SQLSTATE {code})" if code else "")
+            _log.error("audit batch of %d events failed and was rolled back: %s", len(batch), reason)
+            error = AuditError(f"audit write failed: {reason}")
+            interrupted = None if isinstance(exc, Exception) else exc
+            self.stats.failed_batches += 1
+        else:
+            self.stats.commits += 1
+            self.stats.events += len(batch)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        again = False
+        with self._mutex:
+            for i, ticket in enumerate(batch):
+                if error is None:
+                    ticket.seq = first + i
+                else:
+                    ticket.error = error
+                ticket.caller.left -= 1
+                if ticket.caller.left == 0 and ticket.caller is not me:
+                    self._wake(ticket.caller)
+            if not self._pending:
+                self._writing = False
+                self._idle.notify_all()
+            elif (nxt := self._pending[0].caller) is me:
+                again = True
+            else:
+                nxt.lead = True
+                self._wake(nxt)
+        if interrupted is not None:
+            raise interrupted
+        return again
+
+    @staticmethod
+    def _wake(caller: _Caller) -> None:
+        """Open a waiting caller's gate once (called with the mutex held)."""
+        if not caller.signalled:
+            caller.signalled = True
+            caller.gate.release()
+
+    def close(self) -> None:
+        """Refuse new events, wait for the events already queued to be written. Idempotent."""
+        with self._mutex:
+            self._closed = True
+            while self._writing:
+                self._idle.wait()
             raw, self._raw = self._raw, None
+        if raw is not None:
             with contextlib.suppress(Exception):
                 raw.close()
 
@@ -153,52 +268,10 @@ class AuditService:
     ) -> None:
         self.close()
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            deadline = time.monotonic() + self._linger_s
-            while len(batch) < self._max_batch:
-                wait = deadline - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._commit(batch)
-
-    def _commit(self, batch: list[tuple[AuditRecord, Future[int]]]) -> None:
-        # A cancelled Future is still written: a caller cannot drop its audit by giving up.
-        live = [future.set_running_or_notify_cancel() for _, future in batch]
-        try:
-            first = self._write([record for record, _ in batch])
-        except Exception as exc:
-            # Neither the message nor a chained cause may carry the statement's parameters (PHI).
-            code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-            reason = type(exc).__name__ + (f" (SQLSTATE {code})" if code else "")
-            _log.error("audit batch of %d events failed and was rolled back: %s", len(batch), reason)
-            self.stats.failed_batches += 1
-            for (_, future), ok in zip(batch, live, strict=True):
-                if ok:
-                    future.set_exception(AuditError(f"audit write failed: {reason}"))
-            return
-        self.stats.commits += 1
-        self.stats.events += len(batch)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        for i, ((_, future), ok) in enumerate(zip(batch, live, strict=True)):
-            if ok:
-                future.set_result(first + i)
-
     def _write(self, records: list[AuditRecord]) -> int:
         """One transaction: move the head (which locks it), insert the batch. Returns the first seq.
 
-        The writer thread keeps one DBAPI connection of its own and talks to the driver directly:
+        The service keeps one DBAPI connection of its own and talks to the driver directly:
         measured on SQLite, SQLAlchemy's per-transaction machinery cost about nine times the commit
         itself, and this runs for every few requests. SQLite writers still queue on the process's
         writer lock and take the database lock up front (``BEGIN IMMEDIATE``), as ``write_tx`` does.

@@ -27,8 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, false, literal, or_, select, true
+from sqlalchemy import ColumnElement, Connection, and_, false, literal, or_, select, true
 
+from medweave.db import DriverQuery
 from medweave.errors import NotFound, PermissionDenied
 from medweave.records.care import CARE_PARAM, CONSENT_PARAM
 from medweave.records.definitions import compartment_params
@@ -149,12 +150,25 @@ def can_see(conn: Connection, v: View, patient_id: str | None) -> bool:
     return in_care_of(conn, v.practitioner_id, patient_id, consent=v.consent)
 
 
-# Built once: this runs on every read of a patient's record, and building it cost more than running it.
-_CARE_ROWS = select(
-    search_index.c.param, search_index.c.ref_type, search_index.c.ref_id, search_index.c.lo, search_index.c.hi
-).where(
-    search_index.c.patient_id == bindparam("patient_id"),
-    search_index.c.param.in_(bindparam("params", expanding=True)),
+# One statement, run on the driver (``DriverQuery``): this runs on every read of a patient's
+# record, and through SQLAlchemy its execution cost several times the query. Keyed on the patient
+# (index ``ix_search_care``), so it reads only that patient's few care rows however large the
+# clinic; a row may name the practitioner or one of their PractitionerRoles (``ix_search_ref``).
+# With ``consent`` off, ``:consent`` is bound to the care parameter, so only care rows count.
+_IN_CARE = DriverQuery(
+    """
+    SELECT 1 FROM search_index c
+    WHERE c.patient_id = :patient AND c.param IN (:care, :consent)
+      AND (c.param = :care OR (c.lo <= :now AND c.hi > :now))
+      AND (
+        (c.ref_type = 'Practitioner' AND c.ref_id = :practitioner)
+        OR (c.ref_type = 'PractitionerRole' AND c.ref_id IN (
+          SELECT r.res_id FROM search_index r
+          WHERE r.param = 'practitioner' AND r.ref_id = :practitioner
+            AND r.ref_type = 'Practitioner' AND r.res_type = 'PractitionerRole'))
+      )
+    LIMIT 1
+    """
 )
 
 
@@ -163,35 +177,18 @@ def in_care_of(
 ) -> bool:
     """Is this one patient in the practitioner's care (or, with ``consent``, consented to them)?
 
-    Keyed on the patient (index ``ix_search_care``): it reads only that patient's few care rows,
-    however large the clinic, and resolves PractitionerRoles only when a row names one.
+    The per-patient form of :func:`in_care_patients`; the access matrix holds the two to the
+    same answers.
     """
-    si = search_index
     now_us = ((now or datetime.now(UTC)) - _EPOCH) // timedelta(microseconds=1)
-    params = [CARE_PARAM, CONSENT_PARAM] if consent else [CARE_PARAM]
-    rows = conn.execute(_CARE_ROWS, {"patient_id": patient_id, "params": params}).all()
-    live = [
-        r
-        for r in rows
-        if r.param == CARE_PARAM or (r.lo is not None and r.hi is not None and r.lo <= now_us < r.hi)
-    ]
-    if any(r.ref_type == "Practitioner" and r.ref_id == practitioner_id for r in live):
-        return True
-    role_ids = {r.ref_id for r in live if r.ref_type == "PractitionerRole"}
-    if not role_ids:
-        return False
-    mine = conn.execute(
-        select(si.c.res_id)
-        .where(
-            si.c.res_type == "PractitionerRole",
-            si.c.res_id.in_(sorted(role_ids)),
-            si.c.param == "practitioner",
-            si.c.ref_type == "Practitioner",
-            si.c.ref_id == practitioner_id,
-        )
-        .limit(1)
-    ).first()
-    return mine is not None
+    params = {
+        "patient": patient_id,
+        "practitioner": practitioner_id,
+        "care": CARE_PARAM,
+        "consent": CONSENT_PARAM if consent else CARE_PARAM,
+        "now": now_us,
+    }
+    return _IN_CARE.first(conn, params) is not None
 
 
 def require_readable(

@@ -4,8 +4,8 @@
 data it touched, the version), and on the way out — success or error — one AuditEvent per patient
 is written, as IHE BALP asks for multi-patient responses (https://profiles.ihe.net/ITI/BALP/)
 — the search query itself goes on one more event that names no patient —
-through the group-committing audit service. The call returns only once its events are durable, so
-no answered request is missing from the trail.
+through the group-committing audit service (``record_all``). The call returns only once its events
+are durable, so no answered request is missing from the trail.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ class Trail:
         if self.audit is None:
             return
         actor = Actor(who=principal.audit_ref, address=principal.address, client_id=principal.client_id)
-        futures = [
-            self.audit.submit(
+        self.audit.record_all(
+            [
                 rest_event(
                     interaction,
                     status=status,
@@ -82,11 +82,9 @@ class Trail:
                     operation=operation,
                     break_glass_reason="break-glass access" if patient in principal.break_glass else None,
                 )
-            )
-            for patient in _subjects(note.patients, query)
-        ]
-        for future in futures:
-            future.result()
+                for patient in _subjects(note.patients, query)
+            ]
+        )
 
 
 def _subjects(patients: set[str], query: str | None) -> list[str | None]:
