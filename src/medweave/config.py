@@ -8,6 +8,7 @@ under the data directory, created on first run with mode 0600 — never from the
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,28 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(default=64, description="Deepest JSON nesting accepted.")
     default_page_size: int = Field(default=50, description="Search page size when _count is absent.")
     max_page_size: int = Field(default=1000, description="Largest _count honoured.")
+    ledger_key_file: Path | None = Field(
+        default=None,
+        description="The ledger's signing key (a C2SP skey). Default: DATA_DIR/secrets/ledger.key "
+        "(made on first run, 0600).",
+    )
+    ledger_origin: str | None = Field(
+        default=None,
+        description="Name of a new ledger key, the log's origin line. Default: BASE_URL's host + '/ledger'.",
+    )
+    ledger_interval_ms: int = Field(
+        default=250,
+        ge=0,
+        description="How often the ledger sequences new entries (milliseconds); 0: not in this process.",
+    )
+    ledger_batch: int = Field(default=1000, ge=1, description="Most entries the ledger sequences at once.")
+    ledger_witnesses: str = Field(
+        default="",
+        description="Witnesses asked to cosign each checkpoint: 'URL VKEY' pairs separated by ';'.",
+    )
+    ledger_witness_quorum: int = Field(
+        default=1, ge=0, description="Cosignatures a checkpoint needs to count as witnessed."
+    )
 
     @property
     def effective_database_url(self) -> str:
@@ -71,6 +94,16 @@ class Settings(BaseSettings):
     @property
     def effective_token_secret_file(self) -> Path:
         return self.token_secret_file or self.data_dir / "secrets" / "token.key"
+
+    @property
+    def effective_ledger_key_file(self) -> Path:
+        return self.ledger_key_file or self.data_dir / "secrets" / "ledger.key"
+
+    @property
+    def effective_ledger_origin(self) -> str:
+        if self.ledger_origin:
+            return self.ledger_origin
+        return urlsplit(self.base_url).netloc + "/ledger"
 
     @property
     def fhir_base(self) -> str:

@@ -15,6 +15,7 @@ TABLE_MODULES = (
     "medweave.jobs.tables",
     "medweave.audit.tables",
     "medweave.identity.tables",
+    "medweave.ledger.tables",
 )
 
 

@@ -26,6 +26,7 @@ from playwright.sync_api import expect
 
 from medweave.audit import AuditService
 from medweave.db import make_engine
+from medweave.ledger.receipt_check import check_receipt
 from medweave.migrate import upgrade
 from medweave.records.service import RecordService
 from medweave.security import totp
@@ -133,6 +134,31 @@ def test_patient_sees_record_and_access_history_but_no_other_chart(page: Any, li
     missing = page.goto(f"{live.url}/patients/no-such-patient")
     assert missing is not None and missing.status == 404
     assert page.locator("main").inner_text() == other_text
+
+
+def test_patient_checks_her_access_history_against_the_ledger(page: Any, live: Live) -> None:
+    """The server's sequencer seals the events; the page marks them verified, a receipt downloads
+    and verifies offline, and the public ledger page shows the log's key."""
+    ledger = live.clinic.app.state.ledger
+    _password_step(page, live, "alice")
+    expect(page).to_have_url(f"{live.url}/me")
+    history = page.get_by_role("table", name="Every access to my record, newest first")
+    deadline = time.monotonic() + 20
+    while "Verified" not in history.inner_text():  # the sequencer runs every 250 ms
+        assert time.monotonic() < deadline, "no event was verified by the ledger"
+        time.sleep(0.3)
+        page.reload()
+    assert "NOT verified" not in history.inner_text()
+    link = history.get_by_role("link", name=re.compile("^receipt")).first
+    with page.expect_download() as info:
+        link.click()
+    receipt = Path(info.value.path()).read_text(encoding="utf-8")
+    checkpoint, entry = check_receipt(receipt, log=ledger.verifier)
+    assert checkpoint.origin == ledger.origin and entry.startswith(b"medweave-audit/v1")
+    page.goto(f"{live.url}/ledger")
+    expect(page.get_by_role("heading", name="Records ledger")).to_be_visible()
+    expect(page.locator("main")).to_contain_text(ledger.vkey)
+    shot(page, "ledger", docs=True, full_page=True)
 
 
 def test_clinician_signs_in_with_totp_searches_and_sees_the_trend(page: Any, live: Live) -> None:

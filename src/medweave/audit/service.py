@@ -24,13 +24,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, Row, String, func, select
+from sqlalchemy import Connection, Engine, Row, String, func, select
 
 from medweave.audit.events import AuditRecord
 from medweave.audit.tables import audit_head, audit_log
@@ -105,6 +105,36 @@ def _row(seq: int, r: AuditRecord, lite: bool) -> tuple[Any, ...]:
 
 def _to_record(row: Row[Any]) -> AuditRecord:
     return AuditRecord(**{c.key: row._mapping[c.key] for c in audit_log.columns})
+
+
+def read_after(conn: Connection, seq: int, *, limit: int) -> list[AuditRecord]:
+    """Committed events after ``seq``, in order, in the caller's transaction (the ledger's feed).
+
+    Commits happen in ``seq`` order under the head lock, so what a reader sees is always a
+    prefix: an event after ``seq`` that is not visible yet cannot be skipped over."""
+    query = select(audit_log).where(audit_log.c.seq > seq).order_by(audit_log.c.seq).limit(limit)
+    return [_to_record(r) for r in conn.execute(query).all()]
+
+
+def read_one(conn: Connection, seq: int) -> AuditRecord | None:
+    row = conn.execute(select(audit_log).where(audit_log.c.seq == seq)).first()
+    return _to_record(row) if row is not None else None
+
+
+def seqs(conn: Connection, *, after: int = 0, batch: int = 10_000) -> Iterator[int]:
+    """Every stored ``seq`` after ``after``, in order (gaps show)."""
+    while True:
+        rows = (
+            conn.execute(
+                select(audit_log.c.seq).where(audit_log.c.seq > after).order_by(audit_log.c.seq).limit(batch)
+            )
+            .scalars()
+            .all()
+        )
+        if not rows:
+            return
+        yield from (int(s) for s in rows)
+        after = int(rows[-1])
 
 
 class _Caller:
@@ -337,9 +367,13 @@ class AuditService:
 
     def since(self, seq: int, limit: int = 1000) -> list[AuditRecord]:
         """Events after ``seq``, in order (the ledger's feed)."""
-        query = select(audit_log).where(audit_log.c.seq > seq).order_by(audit_log.c.seq).limit(limit)
         with read_tx(self._engine) as conn:
-            return [_to_record(r) for r in conn.execute(query).all()]
+            return read_after(conn, seq, limit=limit)
+
+    def get(self, seq: int) -> AuditRecord | None:
+        """One event by its sequence number."""
+        with read_tx(self._engine) as conn:
+            return read_one(conn, seq)
 
     def head(self) -> int:
         """The last committed ``seq`` (0 when the trail is empty)."""

@@ -7,6 +7,7 @@ import typer
 from medweave.cli.context import one_line_errors, settings
 from medweave.cli.db import app as db_app
 from medweave.cli.demo import app as demo_app
+from medweave.cli.ledger import app as ledger_app
 from medweave.cli.records import app as records_app
 from medweave.cli.tokens import app as tokens_app
 from medweave.cli.users import app as users_app
@@ -18,6 +19,7 @@ app.add_typer(records_app, name="records")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(ledger_app, name="ledger")
 app.command("worker")(worker_command)
 
 

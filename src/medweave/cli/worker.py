@@ -17,9 +17,11 @@ import typer
 from medweave.cli.context import fail, one_line_errors, record_service, settings
 from medweave.config import Settings
 from medweave.jobs import EMBEDDED, JobClient, JobContext, JobKinds, open_jobs
+from medweave.ledger.service import Sequencer
 from medweave.records.demo import seed_job
 from medweave.records.importer import DEFAULT_CHUNK, import_job
 from medweave.records.service import RecordService
+from medweave.web.app import build_ledger, witness_step
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,9 @@ def worker(
         None, "--max-attempts", min=1, help="Attempts per job when workers die."
     ),
 ) -> None:
-    """Run background jobs from the Redis queue until SIGTERM; start as many as you like, anywhere."""
+    """Run background jobs from the Redis queue until SIGTERM; start as many as you like, anywhere.
+
+    Each worker also sequences the ledger (MEDWEAVE_LEDGER_INTERVAL_MS); they take turns."""
     from medweave.jobs.queue import QueueSettings
     from medweave.jobs.worker import JobWorker
 
@@ -111,7 +115,15 @@ def worker(
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = record_service(cfg)
-    JobWorker(service.engine, queue, job_kinds(service), threads=threads).run(grace=grace)
+    interval = cfg.ledger_interval_ms / 1000
+    ledger = build_ledger(cfg, service)
+    after = witness_step(cfg, ledger)
+    sequencer = Sequencer(ledger, interval=interval, after=after).start() if interval > 0 else None
+    try:
+        JobWorker(service.engine, queue, job_kinds(service), threads=threads).run(grace=grace)
+    finally:
+        if sequencer is not None:
+            sequencer.stop()
 
 
 if __name__ == "__main__":

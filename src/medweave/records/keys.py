@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from medweave.errors import Gone
 from medweave.records.tables import patient_keys
-from medweave.security.crypto import MasterKey, new_data_key
+from medweave.security.crypto import MasterKey, derive_key, new_data_key
 
 
 def data_key_for_write(conn: Connection, *, master: MasterKey, patient_id: str) -> bytes:
@@ -78,3 +78,31 @@ def rewrap_all(conn: Connection, *, old: MasterKey, new: MasterKey) -> int:
             .values(wrapped_key=new.wrap(dek, patient_id=row.patient_id), master_key_id=new.key_id)
         )
     return len(rows)
+
+
+def ledger_salt(
+    conn: Connection, *, master: MasterKey, patient_id: str, create: bool = False
+) -> bytes | None:
+    """The salt of this patient's ledger commitments, derived from their data key (HKDF-SHA256).
+
+    It lives and dies with the key: after crypto-shredding it is gone, so the ledger's leaves
+    still verify as a tree but can no longer be linked to the person. None when the patient was
+    erased (or, unless ``create``, has no key yet); ``create`` makes the key on first use.
+    """
+    row = conn.execute(
+        select(patient_keys.c.wrapped_key, patient_keys.c.erased).where(
+            patient_keys.c.patient_id == patient_id
+        )
+    ).first()
+    if row is None:
+        if not create:
+            return None
+        dek = data_key_for_write(conn, master=master, patient_id=patient_id)
+    elif row.erased is not None or row.wrapped_key is None:
+        return None
+    else:
+        dek = master.unwrap(row.wrapped_key, patient_id=patient_id)
+    return derive_key(dek, info=_LEDGER_SALT_INFO)
+
+
+_LEDGER_SALT_INFO = b"medweave ledger salt v1"

@@ -20,7 +20,7 @@ from medweave.records import keys
 from medweave.records.care import care_entries
 from medweave.records.indexing import IndexEntry, compartment_patients, extract_index
 from medweave.records.search import delete_index, replace_index
-from medweave.records.tables import patient_keys, resource_versions, resources
+from medweave.records.tables import patient_keys, resource_versions, resources, version_outbox
 from medweave.security.crypto import MasterKey, open_sealed, seal
 
 
@@ -302,6 +302,7 @@ def write(
                 raise PreconditionFailed(f"{res_type}/{res_id} changed since version {expected_version}")
             raise WriteRace(f"{res_type}/{res_id}")
     conn.execute(resource_versions.insert().values(res_type=res_type, res_id=res_id, method=method, **values))
+    conn.execute(version_outbox.insert().values(res_type=res_type, res_id=res_id, version_id=vid))
     if body is None:
         delete_index(conn, res_type=res_type, res_id=res_id)
     else:

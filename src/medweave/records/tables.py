@@ -2,7 +2,9 @@
 
 ``resources`` holds the current version of every resource, ``resource_versions`` every version
 (history), ``search_index`` one row per indexed value of the current version, and
-``patient_keys`` the wrapped per-patient data keys. Bodies of patient-compartment resources are
+``patient_keys`` the wrapped per-patient data keys, and ``version_outbox`` the versions the
+ledger has not yet committed to (written in the same transaction as the version; the ledger's
+sequencer takes them out in the transaction that commits them). Bodies of patient-compartment resources are
 AES-256-GCM ciphertext under their patient's key.
 """
 
@@ -87,4 +89,13 @@ patient_keys = Table(
     Column("master_key_id", String(32), nullable=True),
     Column("created", DateTime(timezone=True), nullable=False),
     Column("erased", DateTime(timezone=True), nullable=True),
+)
+
+version_outbox = Table(
+    "version_outbox",
+    metadata,
+    Column("pk", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
 )

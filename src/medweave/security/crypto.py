@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from medweave.errors import ConfigurationError
 
@@ -73,6 +75,11 @@ class MasterKey:
 
 def _wrap_aad(patient_id: str) -> bytes:
     return b"medweave-dek:" + patient_id.encode()
+
+
+def derive_key(key: bytes, *, info: bytes) -> bytes:
+    """A 32-byte subkey of ``key`` for one purpose (HKDF-SHA256, RFC 5869; ``info`` names it)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
 
 
 def new_data_key() -> bytes:

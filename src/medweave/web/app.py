@@ -16,6 +16,9 @@ from medweave.audit import Actor, AuditService, rest_event
 from medweave.config import Settings
 from medweave.db import make_engine
 from medweave.identity import IdentityService
+from medweave.ledger.keys import load_or_create_log_key
+from medweave.ledger.service import LedgerService, Sequencer
+from medweave.ledger.witnessing import parse_witnesses, request_cosignatures
 from medweave.records.service import RecordService
 from medweave.security.crypto import load_or_create_master_key
 from medweave.security.tokens import load_or_create_token_secret
@@ -24,6 +27,7 @@ from medweave.web.auth import Authenticator
 from medweave.web.headers import SecurityHeaders
 from medweave.web.pages.session import session_principal
 from medweave.web.routes import fhir, oauth, pages
+from medweave.web.routes import ledger as ledger_routes
 
 STATIC = Path(__file__).resolve().parent / "static"
 _METHOD_INTERACTION = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}
@@ -43,6 +47,26 @@ def build_records(settings: Settings) -> RecordService:
     )
 
 
+def build_ledger(settings: Settings, records: RecordService) -> LedgerService:
+    return LedgerService(
+        records.engine,
+        master=records.master,
+        signer=load_or_create_log_key(
+            settings.effective_ledger_key_file, origin=settings.effective_ledger_origin
+        ),
+        batch=settings.ledger_batch,
+        quorum=settings.ledger_witness_quorum if settings.ledger_witnesses.strip() else 0,
+    )
+
+
+def witness_step(settings: Settings, ledger: LedgerService) -> Callable[[], object] | None:
+    """What the sequencer does after each run: ask the configured witnesses to cosign."""
+    witnesses = parse_witnesses(settings.ledger_witnesses)
+    if not witnesses:
+        return None
+    return lambda: request_cosignatures(ledger, witnesses)
+
+
 def build_authenticator(settings: Settings, *, identity: IdentityService | None = None) -> Authenticator:
     secret = load_or_create_token_secret(
         inline=settings.token_secret, path=settings.effective_token_secret_file
@@ -58,14 +82,21 @@ def create_app(
     records: RecordService | None = None,
     authenticator: Authenticator | None = None,
     identity: IdentityService | None = None,
+    ledger: LedgerService | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
     records = records or build_records(settings)
     identity = identity or IdentityService(engine=records.engine, master=records.master)
+    ledger = ledger or build_ledger(settings, records)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        interval = settings.ledger_interval_ms / 1000
+        after = witness_step(settings, ledger)
+        sequencer = Sequencer(ledger, interval=interval, after=after).start() if interval > 0 else None
         yield
+        if sequencer is not None:
+            sequencer.stop()
         if records.trail.audit is not None:
             records.trail.audit.close()
 
@@ -79,11 +110,13 @@ def create_app(
     app.state.records = records
     app.state.authenticator = authenticator or build_authenticator(settings, identity=identity)
     app.state.identity = identity
+    app.state.ledger = ledger
     app.state.session_principal = session_principal
     errors.install(app)
     app.include_router(oauth.router)  # before /fhir/{type}/{id}, which would take /fhir/.well-known/...
     app.include_router(fhir.router)
     app.include_router(pages.router)
+    app.include_router(ledger_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.middleware("http")(_audit_unserved)
     app.add_middleware(SecurityHeaders, tls=settings.base_url.startswith("https://"))

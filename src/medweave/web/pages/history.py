@@ -2,7 +2,8 @@
 
 The rows come from ``AuditService.for_patient`` (newest first). Each says who (you, a named
 staff account, an integration, the operator), when, what (viewed, searched, changed... which
-kind of record), whether it was allowed, and whether it was emergency (break-glass) access.
+kind of record), whether it was allowed, whether it was emergency (break-glass) access, and
+whether the tamper-evident ledger verifies it.
 """
 
 from __future__ import annotations
@@ -45,13 +46,23 @@ _KIND = {
 }
 
 
+_LEDGER = {
+    "verified": "Verified",
+    "pending": "Not yet sealed",
+    "failed": "NOT verified",
+}
+
+
 @dataclass(frozen=True)
 class AccessRow:
+    seq: int
     who: str
     when: str
     what: str
     outcome: str
     emergency: bool
+    ledger: str  # what the tamper-evident ledger says about this event ("" without one)
+    receipt: bool  # a receipt can be downloaded
 
 
 def who_label(user_ref: str | None, *, me: str, names: Mapping[str, str]) -> str:
@@ -82,20 +93,30 @@ def _emergency(body: str) -> bool:
 
 
 def access_rows(
-    records: Iterable[AuditRecord], *, me: str, names: Mapping[str, str] | None = None
+    records: Iterable[AuditRecord],
+    *,
+    me: str,
+    names: Mapping[str, str] | None = None,
+    ledger: Mapping[str, str] | None = None,
 ) -> list[AccessRow]:
+    """Rows for the page; ``ledger`` maps an event's seq (as text) to verified, pending or failed."""
     known = names or {}
+    checks = ledger or {}
     rows = []
     for rec in records:
         verb = _WHAT.get(rec.interaction, rec.interaction.capitalize())
         kind = _KIND.get(rec.entity_type or "", rec.entity_type or "your record")
+        status = checks.get(str(rec.seq), "")
         rows.append(
             AccessRow(
+                seq=rec.seq or 0,
                 who=who_label(rec.user_ref, me=me, names=known),
                 when=rec.recorded.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 what=f"{verb} {kind}",
                 outcome="Allowed" if rec.outcome == 0 else "Refused or failed",
                 emergency=_emergency(rec.body),
+                ledger=_LEDGER.get(status, ""),
+                receipt=status == "verified",
             )
         )
     return rows

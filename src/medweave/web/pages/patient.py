@@ -12,6 +12,8 @@ from starlette.responses import Response
 
 from medweave.errors import NotFound
 from medweave.identity import IdentityService
+from medweave.ledger.receipt import MEDIA_EXTENSION
+from medweave.ledger.service import LedgerService
 from medweave.security.principal import Role
 from medweave.web.pages import routing
 from medweave.web.pages.history import access_rows
@@ -50,10 +52,13 @@ def my_record(request: Request, current: Current = Depends(routing.signed_in)) -
     audit = current.records.trail.audit
     history = None
     if audit is not None:
+        events = audit.for_patient(patient_id, limit=HISTORY_ROWS)
+        ledger: LedgerService = request.app.state.ledger
         history = access_rows(
-            audit.for_patient(patient_id, limit=HISTORY_ROWS),
+            events,
             me=f"Patient/{patient_id}",
             names=staff_names(current.identity),
+            ledger=ledger.check_entries(kind="audit", refs=[str(e.seq) for e in events]),
         )
     return page(
         request,
@@ -64,4 +69,24 @@ def my_record(request: Request, current: Current = Depends(routing.signed_in)) -
         conditions=condition_rows(conditions),
         observations=observation_rows(observations),
         history=history,
+    )
+
+
+@router.get("/me/access/{seq}/receipt", include_in_schema=False)
+def my_access_receipt(request: Request, seq: int, current: Current = Depends(routing.signed_in)) -> Response:
+    """A tlog-proof receipt of one access to my record, to check with ``medweave ledger
+    verify-receipt`` (or any C2SP tlog-proof verifier). Only events about my own record."""
+    require_role(current, Role.PATIENT)
+    patient_id = current.principal.patient_id
+    audit = current.records.trail.audit
+    event = audit.get(seq) if audit is not None and 0 < seq < 2**63 else None
+    if event is None or patient_id is None or event.patient_id != patient_id:
+        raise NotFound(f"access event {seq} is not known")
+    ledger: LedgerService = request.app.state.ledger
+    text = ledger.receipt(kind="audit", ref=str(seq))
+    name = f"access-{seq}{MEDIA_EXTENSION}"
+    return Response(
+        text,
+        media_type="text/plain; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -34,7 +34,7 @@ def navigation(session: Session | None) -> list[tuple[str, str]]:
         return []
     role = session.user.role
     if role == Role.PATIENT:
-        return [("/me", "My record")]
+        return [("/me", "My record"), ("/ledger", "Records ledger")]
     items: list[tuple[str, str]] = []
     if role != Role.ADMIN:
         items.append(("/patients", "My patients"))
@@ -46,6 +46,7 @@ def navigation(session: Session | None) -> list[tuple[str, str]]:
         ]
     if role in STAFF_ROLES:
         items.append(("/break-glass", "Emergency access"))
+    items.append(("/ledger", "Records ledger"))
     return items
 
 

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from medweave.errors import InvalidInput, Issue, NotFound
+from medweave.ledger.receipt import MEDIA_EXTENSION
 from medweave.records import fhir as shapes
 from medweave.records.capability import capability_statement
 from medweave.records.service import RecordService
@@ -78,6 +79,7 @@ _PAGING = [
     _query("_offset", {"type": "integer", "minimum": 0}),
 ]
 _SEARCH_QUERY: dict[str, Any] = {"parameters": _PAGING}
+RECEIPT_TYPE = "text/plain; charset=utf-8"  # C2SP defines no media type for tlog-proof
 _HISTORY_QUERY: dict[str, Any] = {
     "parameters": [*_PAGING, _query("_since", {"type": "string", "format": "date-time"})]
 }
@@ -297,3 +299,28 @@ async def vread(request: Request, res_type: ResType, res_id: ResId, version_id: 
         version_id=int(version_id),
     )
     return _resource_response(request, stored)
+
+
+@router.get("/{res_type}/{res_id}/_history/{version_id}/$receipt", summary="ledger receipt of a version")
+async def version_receipt(request: Request, res_type: ResType, res_id: ResId, version_id: str) -> Response:
+    """A C2SP tlog-proof receipt that this version is in the tamper-evident ledger.
+
+    Whoever may read the version may have its receipt (the read is checked and audited as a
+    vread); ``medweave ledger verify-receipt`` checks it offline. 404 until it is sequenced."""
+    principal = authenticate(request)
+    if not (version_id.isascii() and version_id.isdigit()) or len(version_id) > 9:
+        raise NotFound(f"version {version_id!r} is not known")
+    stored = await _call(
+        request,
+        _records(request).vread,
+        principal=principal,
+        res_type=_type(res_type),
+        res_id=_id(res_id),
+        version_id=int(version_id),
+    )
+    ref = f"{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
+    text = await run_in_threadpool(lambda: request.app.state.ledger.receipt(kind="version", ref=ref))
+    name = f"{stored.res_type}-{stored.res_id}-{stored.version_id}{MEDIA_EXTENSION}"
+    return Response(
+        text, media_type=RECEIPT_TYPE, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )

@@ -1,0 +1,183 @@
+"""``medweave ledger verify``: recompute the whole log from the database and check it.
+
+Reads everything in one transaction and checks, in index order:
+
+1. entries are numbered 0, 1, 2... with no gap (a deleted or reordered row shows here);
+2. each entry's leaf is the commitment of its source row as stored now: the audit row, or the
+   record version (an edited, deleted or swapped source shows here). An entry of an erased
+   patient cannot be recomputed (its salt died with the key): it counts as unlinkable, and only
+   its place in the tree is checked;
+3. the stored node hashes are the ones the leaves give (proofs are built from them);
+4. every stored checkpoint is signed by the log key and its root is the root of the first
+   ``size`` leaves, so successive checkpoints are consistent;
+5. every audit row and every record version is committed, or still queued for the sequencer.
+
+The report names the first bad index: the smallest index whose entry, leaf or node is wrong, or,
+where only a checkpoint root disagrees, the first index after the last checkpoint that held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from medweave.audit.service import seqs
+from medweave.db import read_tx
+from medweave.ledger import store
+from medweave.ledger.checkpoint import open_checkpoint
+from medweave.ledger.compact import CompactRange
+from medweave.ledger.hashing import leaf_hash
+from medweave.ledger.note import NoteError, Verifier
+from medweave.ledger.sources import AUDIT, VERSION, Salts, SourceGone, commitment
+from medweave.records import feed
+from medweave.security.crypto import MasterKey
+
+_CHUNK = 2000
+
+
+@dataclass
+class Report:
+    size: int = 0
+    entries: int = 0
+    checkpoints: int = 0
+    unlinkable: int = 0  # entries of erased patients: in the tree, no longer linkable
+    queued_versions: int = 0
+    queued_audit: int = 0
+    first_bad_index: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def bad(self, index: int | None, problem: str) -> None:
+        if index is not None and (self.first_bad_index is None or index < self.first_bad_index):
+            self.first_bad_index = index
+        if len(self.problems) < 100:
+            self.problems.append(problem if index is None else f"index {index}: {problem}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def check(engine: Engine, *, master: MasterKey, log: Verifier) -> Report:
+    report = Report()
+    with read_tx(engine) as conn:
+        head = store.head(conn)
+        report.size = head.size
+        _entries_and_tree(conn, master, log, head, report)
+        _coverage(conn, head, report)
+    return report
+
+
+def _entries_and_tree(
+    conn: Connection, master: MasterKey, log: Verifier, head: store.Head, report: Report
+) -> None:
+    stored = store.checkpoints(conn)
+    report.checkpoints = len(stored)
+    checkpoints = {}
+    for cp in stored:
+        try:
+            parsed, _ = open_checkpoint(cp.note, log=log)
+        except NoteError as exc:
+            report.bad(None, f"checkpoint {cp.size}: {exc}")
+            continue
+        if (parsed.size, parsed.root) != (cp.size, cp.root):
+            report.bad(None, f"checkpoint {cp.size}: its columns disagree with its signed note")
+            continue
+        checkpoints[cp.size] = parsed.root
+    if stored and stored[-1].size != head.size:
+        report.bad(None, f"the head says {head.size} entries, the latest checkpoint {stored[-1].size}")
+    tree = CompactRange()
+    salts = Salts(conn, master)
+    last_good = 0
+    chunk: list[tuple[tuple[int, int], bytes]] = []
+    bad_leaves: set[int] = set()
+    for entry in store.entries(conn):
+        if entry.idx != tree.size:
+            report.bad(tree.size, f"entry missing or out of order (found index {entry.idx} next)")
+            return
+        report.entries += 1
+        expected = _recompute(conn, entry, salts, report)
+        if expected is not None and expected != entry.leaf_hash:
+            report.bad(entry.idx, f"{entry.kind} {entry.ref}: its source no longer matches the leaf")
+        chunk.extend(tree.append(entry.leaf_hash))
+        root = checkpoints.get(tree.size)
+        if len(chunk) >= _CHUNK or root is not None:  # nodes first: they may name the bad leaf
+            _check_nodes(conn, chunk, report, bad_leaves)
+            chunk = []
+        if root is not None:
+            if root == tree.root():
+                last_good = tree.size
+            else:  # name a place only if no wrong entry or node in the range explains it already
+                found = report.first_bad_index
+                explained = found is not None and last_good <= found < tree.size
+                where = None if explained else last_good
+                report.bad(where, f"the root of the first {tree.size} leaves is not the signed one")
+    _check_nodes(conn, chunk, report, bad_leaves)
+    if tree.size < head.size:
+        report.bad(tree.size, f"the log holds {tree.size} entries, its head says {head.size}")
+    missing = [size for size in checkpoints if size > tree.size]
+    if missing:
+        report.bad(tree.size, f"checkpoints of size {min(missing)} and more outgrow the stored entries")
+
+
+def _recompute(conn: Connection, entry: store.Entry, salts: Salts, report: Report) -> bytes | None:
+    """The leaf hash the entry's source gives now; None if it cannot be known (erased patient)."""
+    try:
+        found = commitment(conn, entry, salts)
+    except SourceGone as exc:
+        report.bad(entry.idx, str(exc))
+        return None
+    if found is None:
+        report.unlinkable += 1
+        return None
+    return leaf_hash(found)
+
+
+def _check_nodes(
+    conn: Connection, nodes: list[tuple[tuple[int, int], bytes]], report: Report, bad_leaves: set[int]
+) -> None:
+    """Compare stored nodes with the ones the leaves give. A wrong leaf makes every node above it
+    wrong too; those are reported once, at the leaf (``bad_leaves``, kept across chunks)."""
+    if not nodes:
+        return
+    try:
+        stored = store.nodes(conn, [node_id for node_id, _ in nodes])
+    except store.MissingNodes as exc:
+        report.bad(None, str(exc))
+        return
+    for ((level, idx), want), got in zip(nodes, stored, strict=True):
+        if want == got:
+            continue
+        first, end = idx << level, (idx + 1) << level
+        if level == 0:
+            bad_leaves.add(idx)
+            report.bad(idx, "the stored leaf node is not the entry's leaf")
+        elif not any(first <= leaf < end for leaf in bad_leaves):
+            report.bad(first, f"stored node (level {level}, index {idx}) is not the hash of its leaves")
+
+
+def _coverage(conn: Connection, head: store.Head, report: Report) -> None:
+    """Every audit row and every record version is committed, or still queued."""
+    committed = {(e.kind, e.ref) for e in store.entries(conn)}
+    expected = 1
+    for seq in seqs(conn):
+        if seq > head.audit_seq:
+            report.queued_audit += 1
+            continue
+        if seq != expected:
+            report.bad(None, f"audit rows {expected}..{seq - 1} are missing")
+        expected = seq + 1
+        if (AUDIT, str(seq)) not in committed:
+            report.bad(None, f"audit row {seq} is not in the ledger")
+    if expected <= head.audit_seq:
+        report.bad(None, f"audit rows {expected}..{head.audit_seq} are missing")
+    queued = feed.queued(conn)
+    report.queued_versions = len(queued)
+    for facts in feed.versions(conn):
+        key = (facts.res_type, facts.res_id, facts.version_id)
+        if (VERSION, facts.ref) not in committed and key not in queued:
+            report.bad(None, f"record version {facts.ref} is not in the ledger")

@@ -1,0 +1,118 @@
+"""Our log as a tlog-witness client: ask each configured witness to cosign the latest checkpoint.
+
+For each witness, the request starts from the size it last cosigned for us (0 at first) and
+carries the consistency proof from there. A 409 tells us the size the witness holds: we note it
+and ask once more from there. A 200 carries cosignature lines, which are checked against the
+witness's key before they are stored. A checkpoint counts as witnessed once ``quorum`` witnesses
+have cosigned it. Witnesses are configured as ``URL VKEY`` pairs (``MEDWEAVE_LEDGER_WITNESSES``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import httpx
+
+from medweave.db import read_tx, write_tx
+from medweave.errors import ConfigurationError
+from medweave.ledger import store
+from medweave.ledger.checkpoint import verify_cosignature
+from medweave.ledger.note import NoteError, Verifier, parse_vkey, split_signatures
+from medweave.ledger.service import LedgerService
+from medweave.ledger.witness_protocol import (
+    PATH,
+    AddCheckpoint,
+    ProtocolError,
+    parse_cosignatures,
+    parse_size,
+)
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Witness:
+    url: str  # the submission prefix; requests go to <url>/add-checkpoint
+    verifier: Verifier  # its cosignature (type 0x04) key
+
+    @property
+    def name(self) -> str:
+        return self.verifier.name
+
+
+def parse_witnesses(text: str) -> list[Witness]:
+    """``URL VKEY`` pairs, separated by ``;`` or newlines (the ``MEDWEAVE_LEDGER_WITNESSES`` form)."""
+    found = []
+    for item in text.replace("\n", ";").split(";"):
+        if not item.strip():
+            continue
+        parts = item.split()
+        if len(parts) != 2 or not parts[0].startswith(("http://", "https://")):
+            raise ConfigurationError(f"a witness is 'URL VKEY', not {item.strip()!r}")
+        try:
+            verifier = parse_vkey(parts[1])
+        except NoteError as exc:
+            raise ConfigurationError(f"witness key {parts[1]!r}: {exc}") from None
+        if verifier.kind != "cosignature":
+            raise ConfigurationError(f"witness key of {verifier.name} is not a cosignature (type 0x04) key")
+        found.append(Witness(parts[0].rstrip("/"), verifier))
+    return found
+
+
+def request_cosignatures(
+    ledger: LedgerService, witnesses: list[Witness], *, client: httpx.Client | None = None
+) -> dict[str, str]:
+    """Ask each witness that has not yet cosigned the latest checkpoint; ``{name: outcome}``."""
+    latest = ledger.latest()
+    if latest is None:
+        return {}
+    own = client or httpx.Client(timeout=10)
+    outcomes = {}
+    try:
+        for witness in witnesses:
+            if witness.name in latest.witnesses:
+                outcomes[witness.name] = "already"
+                continue
+            try:
+                outcomes[witness.name] = _ask(ledger, witness, latest.size, own)
+            except (httpx.HTTPError, ProtocolError, NoteError) as exc:
+                _log.warning("witness %s: %s", witness.name, type(exc).__name__)
+                outcomes[witness.name] = f"failed: {exc}"
+    finally:
+        if client is None:
+            own.close()
+    return outcomes
+
+
+def _ask(ledger: LedgerService, witness: Witness, size: int, client: httpx.Client) -> str:
+    with read_tx(ledger.engine) as conn:
+        old = store.witnessed_size(conn, witness.name)
+        found = store.checkpoint(conn, size)
+    if found is None:
+        return "failed: no such checkpoint"
+    for _ in range(2):
+        if old > size:
+            return f"failed: the witness holds size {old}, beyond ours ({size})"
+        proof = ledger.consistency_proof(old=old, new=size) if 0 < old < size else []
+        body = AddCheckpoint(old, tuple(proof), found.note).text()
+        response = client.post(witness.url + PATH, content=body.encode())
+        if response.status_code == 409 and response.headers.get("content-type", "").startswith(
+            "text/x.tlog.size"
+        ):
+            old = parse_size(response.text)
+            with write_tx(ledger.engine) as conn:
+                store.set_witnessed_size(conn, witness.name, old)
+            continue
+        if response.status_code != 200:
+            return f"refused: {response.status_code} {response.text.strip()[:200]}"
+        text = split_signatures(found.note)[0]
+        lines = [line for line in parse_cosignatures(response.text) if line.startswith(f"— {witness.name} ")]
+        if not lines:
+            return "failed: no cosignature by the witness's key"
+        timestamp = verify_cosignature(text, lines[0], witness.verifier)
+        with write_tx(ledger.engine) as conn:
+            store.add_cosignature(conn, size=size, witness=witness.name, line=lines[0], timestamp=timestamp)
+            store.set_witnessed_size(conn, witness.name, size)
+        return "cosigned"
+    return "failed: the witness keeps moving"
