@@ -74,6 +74,20 @@ class Settings(BaseSettings):
         default="",
         description="Witnesses asked to cosign each checkpoint: 'URL VKEY' pairs separated by ';'.",
     )
+    ledger_chain_url: str | None = Field(
+        default=None,
+        description="JSON-RPC endpoint of the chain checkpoints are anchored on (off when unset).",
+    )
+    ledger_chain_key_file: Path | None = Field(
+        default=None, description="File holding the hex private key of the anchoring account."
+    )
+    ledger_chain_account: str | None = Field(
+        default=None,
+        description="Address the chain endpoint signs for (a signing proxy before a KMS), not a key file.",
+    )
+    ledger_anchor_interval_s: int = Field(
+        default=3600, ge=1, description="Seconds between anchors of witnessed checkpoints."
+    )
     ledger_witness_quorum: int = Field(
         default=1, ge=0, description="Cosignatures a checkpoint needs to count as witnessed."
     )

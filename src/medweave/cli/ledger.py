@@ -22,7 +22,7 @@ from medweave.ledger.receipt_check import check_receipt
 from medweave.ledger.service import LedgerService
 from medweave.ledger.verify import ProofError, verify_consistency, verify_inclusion
 from medweave.security.crypto import write_secret_file
-from medweave.web.app import build_ledger
+from medweave.web.app import build_ledger, ledger_chain
 
 app = typer.Typer(no_args_is_help=True, help="The tamper-evident ledger: checkpoints, proofs, self-audit.")
 
@@ -62,14 +62,17 @@ def verify(as_json: bool = typer.Option(False, "--json", help="Print the report 
     was edited, deleted, reordered or truncated."""
     cfg = settings()
     ledger = ledger_service(cfg)
-    report = selfcheck.check(ledger.engine, master=ledger.master, log=ledger.verifier)
+    report = selfcheck.check(
+        ledger.engine, master=ledger.master, log=ledger.verifier, chain=ledger_chain(cfg)
+    )
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
         typer.echo(
             f"{'valid' if report.ok else 'INVALID'}: {report.entries} entries, {report.checkpoints} "
             f"checkpoints, {report.unlinkable} unlinkable (erased), {report.queued_audit} audit rows and "
-            f"{report.queued_versions} versions queued"
+            f"{report.queued_versions} versions queued; {report.anchors} anchors, "
+            f"{report.anchors_checked} checked on the chain"
         )
         if report.first_bad_index is not None:
             typer.echo(f"first bad index: {report.first_bad_index}")

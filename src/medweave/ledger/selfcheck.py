@@ -10,7 +10,8 @@ Reads everything in one transaction and checks, in index order:
 3. the stored node hashes are the ones the leaves give (proofs are built from them);
 4. every stored checkpoint is signed by the log key and its root is the root of the first
    ``size`` leaves, so successive checkpoints are consistent;
-5. every audit row and every record version is committed, or still queued for the sequencer.
+5. every audit row and every record version is committed, or still queued for the sequencer;
+6. every anchor is the digest of its checkpoint and, when a chain is given, is on that chain.
 
 The report names the first bad index: the smallest index whose entry, leaf or node is wrong, or,
 where only a checkpoint root disagrees, the first index after the last checkpoint that held.
@@ -26,6 +27,7 @@ from sqlalchemy import Connection, Engine
 from medweave.audit.service import seqs
 from medweave.db import read_tx
 from medweave.ledger import store
+from medweave.ledger.anchor import AnchorError, Chain, checkpoint_digest
 from medweave.ledger.checkpoint import open_checkpoint
 from medweave.ledger.compact import CompactRange
 from medweave.ledger.hashing import leaf_hash
@@ -45,6 +47,8 @@ class Report:
     unlinkable: int = 0  # entries of erased patients: in the tree, no longer linkable
     queued_versions: int = 0
     queued_audit: int = 0
+    anchors: int = 0
+    anchors_checked: int = 0  # against the chain: only when a chain endpoint is configured
     first_bad_index: int | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -62,14 +66,33 @@ class Report:
         return {**asdict(self), "ok": self.ok}
 
 
-def check(engine: Engine, *, master: MasterKey, log: Verifier) -> Report:
+def check(engine: Engine, *, master: MasterKey, log: Verifier, chain: Chain | None = None) -> Report:
     report = Report()
     with read_tx(engine) as conn:
         head = store.head(conn)
         report.size = head.size
         _entries_and_tree(conn, master, log, head, report)
         _coverage(conn, head, report)
+        _anchors(conn, chain, report)
     return report
+
+
+def _anchors(conn: Connection, chain: Chain | None, report: Report) -> None:
+    """Each anchor names a stored checkpoint's digest; with a chain, the chain says so too."""
+    for anchored, _ in store.anchors(conn):
+        report.anchors += 1
+        signed = store.checkpoint(conn, anchored.size)
+        if signed is None or checkpoint_digest(signed.note) != anchored.digest:
+            report.bad(None, f"the anchor at size {anchored.size} is not the digest of its checkpoint")
+            continue
+        if chain is None:
+            continue
+        try:
+            chain.check(anchored)
+        except AnchorError as exc:
+            report.bad(None, f"the anchor at size {anchored.size}: {exc}")
+            continue
+        report.anchors_checked += 1
 
 
 def _entries_and_tree(

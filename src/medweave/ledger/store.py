@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select, text, tuple_, update
 
+from medweave.ledger.anchor import Anchored
 from medweave.ledger.compact import CompactRange, NodeID, frontier_ids
 from medweave.ledger.tables import (
+    ledger_anchors,
     ledger_checkpoints,
     ledger_cosignatures,
     ledger_entries,
@@ -256,3 +258,32 @@ def advance_witness_log(conn: Connection, *, origin: str, old_size: int, size: i
         .values(size=size, root=root, updated=datetime.now(UTC))
     )
     return done.rowcount == 1
+
+
+# -- anchors ----------------------------------------------------------------------------------------
+
+
+def add_anchor(conn: Connection, anchored: Anchored) -> None:
+    conn.execute(
+        ledger_anchors.insert().values(
+            size=anchored.size,
+            digest=anchored.digest,
+            chain_id=anchored.chain_id,
+            tx_hash=anchored.tx_hash,
+            block=anchored.block,
+            created=datetime.now(UTC),
+        )
+    )
+
+
+def anchors(conn: Connection) -> list[tuple[Anchored, datetime]]:
+    """Every anchor, oldest first, with when it was made."""
+    a = ledger_anchors.c
+    rows = conn.execute(select(ledger_anchors).order_by(a.size)).all()
+    out = []
+    for r in rows:
+        created = r.created if r.created.tzinfo is not None else r.created.replace(tzinfo=UTC)
+        out.append(
+            (Anchored(int(r.size), bytes(r.digest), int(r.chain_id), r.tx_hash, int(r.block)), created)
+        )
+    return out

@@ -12,6 +12,7 @@
   add-checkpoint request starts its consistency proof).
 - ``witness_logs``: when this instance is a witness for other logs, each log's key and the
   latest checkpoint it cosigned (size and root), moved only by compare-and-swap.
+- ``ledger_anchors``: checkpoints anchored on a chain: the digest, chain id, transaction, block.
 - ``ledger_head``: the single row that says how far the tree and the audit feed have got; it is
   locked by the sequencer, so one sequencer runs at a time however many processes try.
 """
@@ -99,4 +100,15 @@ witness_logs = Table(
     Column("size", BigInteger, nullable=False),
     Column("root", LargeBinary(32), nullable=True),
     Column("updated", DateTime(timezone=True), nullable=True),
+)
+
+ledger_anchors = Table(
+    "ledger_anchors",
+    metadata,
+    Column("size", _ID, primary_key=True, autoincrement=False),
+    Column("digest", LargeBinary(32), nullable=False),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("tx_hash", String(80), nullable=False),
+    Column("block", BigInteger, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -15,7 +16,10 @@ from medweave import __version__
 from medweave.audit import Actor, AuditService, rest_event
 from medweave.config import Settings
 from medweave.db import make_engine
+from medweave.errors import ConfigurationError
 from medweave.identity import IdentityService
+from medweave.ledger.anchor import Chain
+from medweave.ledger.anchoring import anchor_latest
 from medweave.ledger.keys import load_or_create_log_key
 from medweave.ledger.service import LedgerService, Sequencer
 from medweave.ledger.witnessing import parse_witnesses, request_cosignatures
@@ -59,12 +63,37 @@ def build_ledger(settings: Settings, records: RecordService) -> LedgerService:
     )
 
 
-def witness_step(settings: Settings, ledger: LedgerService) -> Callable[[], object] | None:
-    """What the sequencer does after each run: ask the configured witnesses to cosign."""
-    witnesses = parse_witnesses(settings.ledger_witnesses)
-    if not witnesses:
+def ledger_chain(settings: Settings) -> Chain | None:
+    """The anchoring chain, when ``MEDWEAVE_LEDGER_CHAIN_URL`` is set."""
+    if not settings.ledger_chain_url:
         return None
-    return lambda: request_cosignatures(ledger, witnesses)
+    if (settings.ledger_chain_key_file is None) == (settings.ledger_chain_account is None):
+        raise ConfigurationError(
+            "MEDWEAVE_LEDGER_CHAIN_URL needs MEDWEAVE_LEDGER_CHAIN_KEY_FILE or MEDWEAVE_LEDGER_CHAIN_ACCOUNT"
+        )
+    return Chain.connect(
+        settings.ledger_chain_url,
+        key_file=settings.ledger_chain_key_file,
+        sender=settings.ledger_chain_account,
+    )
+
+
+def witness_step(settings: Settings, ledger: LedgerService) -> Callable[[], object] | None:
+    """What the sequencer does after each run: ask the configured witnesses to cosign, then
+    anchor the latest witnessed checkpoint when one is due."""
+    witnesses = parse_witnesses(settings.ledger_witnesses)
+    chain = ledger_chain(settings)
+    if not witnesses and chain is None:
+        return None
+    every = timedelta(seconds=settings.ledger_anchor_interval_s)
+
+    def step() -> None:
+        if witnesses:
+            request_cosignatures(ledger, witnesses)
+        if chain is not None:
+            anchor_latest(ledger, chain, every=every)
+
+    return step
 
 
 def build_authenticator(settings: Settings, *, identity: IdentityService | None = None) -> Authenticator:

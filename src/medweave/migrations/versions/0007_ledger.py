@@ -1,4 +1,4 @@
-"""ledger: transparency-log entries, tree nodes, checkpoints, cosignatures, witness state; version outbox
+"""ledger: transparency-log entries, tree nodes, checkpoints, cosignatures, witnesses, anchors; version outbox
 
 Every record version already stored is queued for the ledger, oldest first.
 
@@ -82,6 +82,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("origin"),
     )
     op.create_table(
+        "ledger_anchors",
+        sa.Column("size", _ID, autoincrement=False, nullable=False),
+        sa.Column("digest", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("chain_id", sa.BigInteger(), nullable=False),
+        sa.Column("tx_hash", sa.String(length=80), nullable=False),
+        sa.Column("block", sa.BigInteger(), nullable=False),
+        sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("size"),
+    )
+    op.create_table(
         "ledger_head",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
@@ -95,6 +105,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "ledger_head",
+        "ledger_anchors",
         "witness_logs",
         "ledger_witnessed",
         "ledger_cosignatures",

@@ -1,0 +1,35 @@
+"""When to anchor: the latest checkpoint that counts as witnessed, at most every ``every`` seconds.
+
+Called after each sequencer run when a chain is configured (``MEDWEAVE_LEDGER_CHAIN_URL``). One
+transaction per anchor keeps the cost bounded however busy the log is: an hourly anchor costs
+about 24 transactions a day, whatever the number of entries.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from medweave.db import read_tx, write_tx
+from medweave.ledger import store
+from medweave.ledger.anchor import Anchored, Chain, checkpoint_digest
+from medweave.ledger.service import LedgerService
+
+
+def anchor_latest(ledger: LedgerService, chain: Chain, *, every: timedelta) -> Anchored | None:
+    """Anchor the latest witnessed checkpoint if it is new and the last anchor is old enough."""
+    latest = ledger.latest()
+    if latest is None or not latest.witnessed:
+        return None
+    with read_tx(ledger.engine) as conn:
+        previous = store.anchors(conn)
+        signed = store.checkpoint(conn, latest.size)
+    if signed is None:
+        return None
+    if previous:
+        last, when = previous[-1]
+        if last.size >= latest.size or datetime.now(UTC) - when < every:
+            return None
+    anchored = chain.anchor(size=latest.size, digest=checkpoint_digest(signed.note))
+    with write_tx(ledger.engine) as conn:
+        store.add_anchor(conn, anchored)
+    return anchored
