@@ -277,3 +277,18 @@ def test_a_forged_entry_in_a_consistent_tree_is_caught_by_the_signed_root(
         conn.execute(text("UPDATE ledger_entries SET leaf_hash = :h WHERE idx = :i"), {"h": forged, "i": 21})
     report = check(ledger)
     assert not report.ok and report.first_bad_index == 16  # checkpoints at 8, 16, 24, 30
+
+
+def test_a_remembered_salt_is_forgotten_when_the_patient_is_erased(records: RecordService) -> None:
+    from medweave.records import keys
+
+    pid = patient(records, "Forgetme")
+    seen: keys.SaltCache = {}
+    with records.engine.connect() as conn:
+        salt = keys.ledger_salts(conn, master=records.master, patient_ids=[pid], cache=seen)[pid]
+        again = keys.ledger_salts(conn, master=records.master, patient_ids=[pid], cache=seen)[pid]
+    assert salt is not None and salt == again and pid in seen
+    records.erase_patient(principal=OPERATOR, patient_id=pid)
+    with records.engine.connect() as conn:
+        assert keys.ledger_salts(conn, master=records.master, patient_ids=[pid], cache=seen)[pid] is None
+    assert pid not in seen

@@ -32,7 +32,7 @@ from medweave.ledger.proof import consistency_proof, inclusion_proof
 from medweave.ledger.receipt import Receipt
 from medweave.ledger.sources import AUDIT, VERSION, Salts, SourceGone, commitment
 from medweave.ledger.verify import ProofError, verify_inclusion
-from medweave.records import feed
+from medweave.records import feed, keys
 from medweave.security.crypto import MasterKey
 
 _log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class LedgerService:
         self.signer = signer
         self.batch = batch
         self.quorum = quorum  # witnesses that must cosign a checkpoint for it to count as witnessed
+        self._keys_seen: keys.SaltCache = {}  # spares unwrapping a patient's key in every batch
 
     @property
     def origin(self) -> str:
@@ -84,7 +85,8 @@ class LedgerService:
             if not audits and not versions:
                 return 0
             tree = store.compact_range(conn, head.size)
-            salts = Salts(conn, self.master)
+            salts = Salts(conn, self.master, self._keys_seen)
+            salts.prefetch([r.patient_id for r in audits] + [v.patient_id for v in versions], create=True)
             now = datetime.now(UTC)
             entries: list[store.Entry] = []
             nodes: list[tuple[tuple[int, int], bytes]] = []

@@ -8,6 +8,8 @@ key), and raises ``SourceGone`` when the source row itself is missing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import Connection
 
 from medweave.audit.service import read_one
@@ -24,17 +26,26 @@ class SourceGone(LookupError):
 
 
 class Salts:
-    """Patients' ledger salts, looked up once per patient (``None`` once a patient is erased)."""
+    """Patients' ledger salts within one transaction, looked up once per patient (``None`` once a
+    patient is erased). ``prefetch`` reads many in one query; ``keys`` may outlive the
+    transaction (see ``records.keys.ledger_salts``)."""
 
-    def __init__(self, conn: Connection, master: MasterKey) -> None:
-        self._conn, self._master = conn, master
+    def __init__(self, conn: Connection, master: MasterKey, keys_seen: keys.SaltCache | None = None) -> None:
+        self._conn, self._master, self._seen = conn, master, keys_seen
         self._cache: dict[str, bytes | None] = {}
+
+    def prefetch(self, patient_ids: Iterable[str | None], *, create: bool = False) -> None:
+        wanted = {p for p in patient_ids if p is not None and p not in self._cache}
+        if wanted:
+            self._cache.update(
+                keys.ledger_salts(
+                    self._conn, master=self._master, patient_ids=wanted, create=create, cache=self._seen
+                )
+            )
 
     def patient(self, patient_id: str, *, create: bool = False) -> bytes | None:
         if patient_id not in self._cache:
-            self._cache[patient_id] = keys.ledger_salt(
-                self._conn, master=self._master, patient_id=patient_id, create=create
-            )
+            self.prefetch([patient_id], create=create)
         return self._cache[patient_id]
 
 

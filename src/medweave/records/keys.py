@@ -5,6 +5,7 @@ This module and ``store`` are the only code that touches ``patient_keys``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select, update
@@ -80,29 +81,68 @@ def rewrap_all(conn: Connection, *, old: MasterKey, new: MasterKey) -> int:
     return len(rows)
 
 
+#: patient id -> (wrapped key, salt): what ``ledger_salts`` may skip unwrapping and deriving again.
+SaltCache = dict[str, tuple[bytes, bytes]]
+
+
+def ledger_salts(
+    conn: Connection,
+    *,
+    master: MasterKey,
+    patient_ids: Iterable[str],
+    create: bool = False,
+    cache: SaltCache | None = None,
+) -> dict[str, bytes | None]:
+    """The salts of these patients' ledger commitments, derived from their data keys (HKDF-SHA256).
+
+    A salt lives and dies with its key: after crypto-shredding it is gone, so the ledger's leaves
+    still verify as a tree but can no longer be linked to the person. None for a patient erased
+    (or, unless ``create``, without a key yet); ``create`` makes the key on first use.
+
+    One query reads every key's current state, so an erased patient is never answered from
+    ``cache`` (and is dropped from it); the cache only spares unwrapping and deriving again for
+    a key seen before.
+    """
+    wanted = sorted(set(patient_ids))
+    rows = {
+        r.patient_id: r
+        for r in conn.execute(
+            select(patient_keys.c.patient_id, patient_keys.c.wrapped_key, patient_keys.c.erased).where(
+                patient_keys.c.patient_id.in_(wanted)
+            )
+        )
+    }
+    out: dict[str, bytes | None] = {}
+    for pid in wanted:
+        row = rows.get(pid)
+        if row is None:
+            found = (
+                derive_key(data_key_for_write(conn, master=master, patient_id=pid), info=_LEDGER_SALT_INFO)
+                if create
+                else None
+            )
+        elif row.erased is not None or row.wrapped_key is None:
+            found = None
+            if cache is not None:
+                cache.pop(pid, None)
+        elif cache is not None and (seen := cache.get(pid)) is not None and seen[0] == bytes(row.wrapped_key):
+            found = seen[1]
+        else:
+            found = derive_key(master.unwrap(row.wrapped_key, patient_id=pid), info=_LEDGER_SALT_INFO)
+            if cache is not None:
+                if len(cache) >= _SALT_CACHE_MAX:
+                    cache.clear()
+                cache[pid] = (bytes(row.wrapped_key), found)
+        out[pid] = found
+    return out
+
+
 def ledger_salt(
     conn: Connection, *, master: MasterKey, patient_id: str, create: bool = False
 ) -> bytes | None:
-    """The salt of this patient's ledger commitments, derived from their data key (HKDF-SHA256).
-
-    It lives and dies with the key: after crypto-shredding it is gone, so the ledger's leaves
-    still verify as a tree but can no longer be linked to the person. None when the patient was
-    erased (or, unless ``create``, has no key yet); ``create`` makes the key on first use.
-    """
-    row = conn.execute(
-        select(patient_keys.c.wrapped_key, patient_keys.c.erased).where(
-            patient_keys.c.patient_id == patient_id
-        )
-    ).first()
-    if row is None:
-        if not create:
-            return None
-        dek = data_key_for_write(conn, master=master, patient_id=patient_id)
-    elif row.erased is not None or row.wrapped_key is None:
-        return None
-    else:
-        dek = master.unwrap(row.wrapped_key, patient_id=patient_id)
-    return derive_key(dek, info=_LEDGER_SALT_INFO)
+    """One patient's ledger salt (see ``ledger_salts``)."""
+    return ledger_salts(conn, master=master, patient_ids=[patient_id], create=create)[patient_id]
 
 
+_SALT_CACHE_MAX = 100_000
 _LEDGER_SALT_INFO = b"medweave ledger salt v1"
