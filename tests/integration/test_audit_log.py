@@ -261,9 +261,10 @@ def test_sixteen_threads_share_commits_up_to_max_batch(db: Engine, max_batch: in
         assert stats.commits < len(records) and stats.largest_batch > 1
 
 
-def test_calls_of_many_events_span_batches_in_order(db: Engine) -> None:
-    """Calls larger than ``max_batch`` lead again or hand the lead on; each call's events stay in
-    order and contiguous (one service queues first in, first out), and nobody is left waiting."""
+def test_calls_of_many_events_are_never_split(db: Engine) -> None:
+    """Batches take whole calls (beyond ``max_batch`` only to finish one); a caller whose events
+    come after a full batch leads again or is handed the lead; each call's events stay in order
+    and contiguous (one service queues first in, first out), and nobody is left waiting."""
     got: list[list[int]] = []
     with AuditService(db, max_batch=3) as service:
 
@@ -273,7 +274,42 @@ def test_calls_of_many_events_span_batches_in_order(db: Engine) -> None:
 
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(work, range(8)))
-        assert service.stats.largest_batch == 3
+        assert 3 <= service.stats.largest_batch <= 3 + 4  # a full batch, plus the rest of one call
         assert service.check_gapless() == []
     assert all(seqs == list(range(seqs[0], seqs[0] + len(seqs))) for seqs in got)
     assert sorted(s for seqs in got for s in seqs) == list(range(1, sum(map(len, got)) + 1))
+
+
+def test_a_call_larger_than_max_batch_still_commits_whole(db: Engine) -> None:
+    _poison(db)
+    with AuditService(db, max_batch=2) as service:
+        with pytest.raises(AuditError):
+            service.record_all([event(n, entity_id="poison" if n == 4 else None) for n in range(5)])
+        assert service.head() == 0  # not the first two of five
+        assert service.record_all([event(n) for n in range(5)]) == [1, 2, 3, 4, 5]
+        assert (service.stats.commits, service.stats.largest_batch) == (1, 5)
+
+
+def test_an_interrupted_leader_leaves_the_service_usable(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A leader whose write is interrupted (KeyboardInterrupt, SystemExit) must not leave the
+    service believing someone is still writing: later callers would wait for ever."""
+    with AuditService(db) as service:
+        real = service._write
+        interrupt = [True]
+
+        def write_once_interrupted(records: list[AuditRecord]) -> int:
+            if interrupt.pop():
+                raise KeyboardInterrupt
+            return real(records)
+
+        monkeypatch.setattr(service, "_write", write_once_interrupted)
+        interrupt.append(False)
+        interrupt.reverse()  # first call interrupted, the rest real
+        with pytest.raises(KeyboardInterrupt):
+            service.record_all([event(1), event(2)])
+        assert not service.writing and service.queued == 0
+        done: list[int] = []
+        later = threading.Thread(target=lambda: done.append(service.record(event(3))))
+        later.start()
+        later.join(10)
+        assert done == [1], "a caller after the interruption was left waiting"

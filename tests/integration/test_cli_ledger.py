@@ -64,7 +64,6 @@ def test_verify_passes_then_names_the_first_bad_index(sealed: dict[str, Any]) ->
     as_json = run("ledger", "verify", "--json")
     assert as_json.exit_code == 0 and '"ok": true' in as_json.output
     with sealed["ledger"].engine.begin() as conn:
-        conn.execute(text("UPDATE ledger_entries SET ref = ref WHERE idx = 0"))  # a no-op keeps it valid
         conn.execute(text("DELETE FROM ledger_entries WHERE idx = 2"))
     done = run("ledger", "verify")
     assert done.exit_code == 1 and "first bad index: 2" in done.output
@@ -135,5 +134,11 @@ def test_receipts_verify_offline_with_public_keys_only(sealed: dict[str, Any], t
     path.write_text("\n".join(lines))
     assert run("ledger", "verify-receipt", str(path), "--vkey", vkey).exit_code == 1
     path.write_text("not a receipt")
-    assert run("ledger", "verify-receipt", str(path), "--vkey", vkey).exit_code == 1
+    assert run("ledger", "verify-receipt", str(path), "--vkey", vkey).exit_code == 2
     assert run("ledger", "verify-receipt", str(path), "--vkey", "bad").exit_code == 2
+
+
+def test_verify_without_this_installations_keys_is_unusable_input(data_dir: Path) -> None:
+    done = run("ledger", "verify")
+    assert done.exit_code == 2 and "missing" in done.output
+    assert not (data_dir / "secrets" / "ledger.key").exists()  # it made no key of its own

@@ -10,12 +10,12 @@ from sqlalchemy import Engine, text
 from medweave.audit import Actor, AuditService, rest_event
 from medweave.audit.service import read_one
 from medweave.ledger import selfcheck, store
-from medweave.ledger.checkpoint import open_checkpoint
+from medweave.ledger.checkpoint import Checkpoint, open_checkpoint
 from medweave.ledger.commitment import audit_leaf, version_leaf
 from medweave.ledger.compact import CompactRange
 from medweave.ledger.hashing import leaf_hash
-from medweave.ledger.note import Signer, generate, parse_skey
-from medweave.ledger.service import LedgerService
+from medweave.ledger.note import Signer, generate, parse_skey, sign
+from medweave.ledger.service import LedgerCorrupt, LedgerService
 from medweave.ledger.verify import verify_consistency, verify_inclusion
 from medweave.records import feed
 from medweave.records.service import RecordService
@@ -66,7 +66,7 @@ def clinic(records: RecordService) -> list[str]:
 
 
 def check(ledger: LedgerService) -> selfcheck.Report:
-    return selfcheck.check(ledger.engine, master=ledger.master, log=ledger.verifier)
+    return selfcheck.check(ledger.engine, master=ledger.master, log=ledger.verifier, tag_key=ledger.tag_key)
 
 
 def test_sequencing_commits_every_audit_row_and_version(
@@ -180,6 +180,79 @@ def test_tampering_with_an_audit_row_is_found(sealed: list[Any], ledger: LedgerS
     assert not report.ok and report.first_bad_index == target.idx
 
 
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("user_ref", "Practitioner/innocent"),
+        ("entity_type", "Consent"),
+        ("action", "D"),
+        ("patient_id", "nobody"),
+    ],
+)
+def test_editing_what_the_access_history_shows_is_found(
+    sealed: list[Any], ledger: LedgerService, column: str, value: str
+) -> None:
+    """The indexed columns are what "who looked at my record" shows: they must agree with the
+    AuditEvent the leaf commits to, and an event moved to another patient must show."""
+    target = next(e for e in sealed if e.kind == "audit" and e.patient_tag is not None)
+    _run(ledger.engine, f"UPDATE audit_log SET {column} = :v WHERE seq = :s", v=value, s=int(target.ref))
+    report = check(ledger)
+    assert not report.ok and report.first_bad_index == target.idx, report.problems
+
+
+def test_moving_an_event_to_an_erased_patient_is_found(
+    records: RecordService, sealed: list[Any], ledger: LedgerService
+) -> None:
+    """Body and columns both retargeted to a patient whose key is gone: the leaf cannot be
+    recomputed any more, but the entry's patient tag still names the original patient."""
+    gone = patient(records, "Erased")
+    records.erase_patient(principal=OPERATOR, patient_id=gone)
+    ledger.sequence_all()
+    target = next(e for e in sealed if e.kind == "audit" and e.patient_tag is not None)
+    with ledger.engine.begin() as conn:
+        row = conn.execute(
+            text("SELECT patient_id, body FROM audit_log WHERE seq = :s"), {"s": int(target.ref)}
+        ).one()
+        conn.execute(
+            text("UPDATE audit_log SET patient_id = :p, body = :b WHERE seq = :s"),
+            {
+                "p": gone,
+                "b": row.body.replace(f"Patient/{row.patient_id}", f"Patient/{gone}"),
+                "s": int(target.ref),
+            },
+        )
+    report = check(ledger)
+    assert not report.ok and report.first_bad_index == target.idx, report.problems
+
+
+def test_deleting_every_checkpoint_is_found_and_stops_sequencing(
+    records: RecordService, sealed: list[Any], ledger: LedgerService
+) -> None:
+    _run(ledger.engine, "DELETE FROM ledger_checkpoints")
+    report = check(ledger)
+    assert not report.ok and any("no checkpoint signed" in p for p in report.problems)
+    patient(records, "More")  # new entries wait...
+    with pytest.raises(LedgerCorrupt):  # ...but the log will not sign on over a tree it cannot vouch for
+        ledger.sequence()
+
+
+def test_a_pinned_checkpoint_catches_a_rewritten_log(sealed: list[Any], ledger: LedgerService) -> None:
+    """Checkpoints kept elsewhere (a witness's copy) still hold when the stored ones are rewritten."""
+    latest = ledger.latest()
+    assert latest is not None
+    pinned = [latest.note]
+    assert selfcheck.check(
+        ledger.engine, master=ledger.master, log=ledger.verifier, tag_key=ledger.tag_key, pinned=pinned
+    ).ok
+    _run(ledger.engine, "UPDATE ledger_checkpoints SET size = size WHERE size = 0")
+    other = LedgerService(ledger.engine, master=ledger.master, signer=ledger.signer)
+    forged = sign(Checkpoint(ledger.origin, latest.size, bytes(32)).text(), [ledger.signer])
+    report = selfcheck.check(
+        other.engine, master=other.master, log=other.verifier, tag_key=other.tag_key, pinned=[forged]
+    )
+    assert not report.ok and any("not the pinned one" in p for p in report.problems)
+
+
 def test_deleting_an_audit_row_is_found(sealed: list[Any], ledger: LedgerService) -> None:
     target = _first(sealed, "audit", 2)
     _run(ledger.engine, "DELETE FROM audit_log WHERE seq = :s", s=int(target.ref))
@@ -264,7 +337,15 @@ def test_a_forged_entry_in_a_consistent_tree_is_caught_by_the_signed_root(
     entries = _entries(ledger.engine)
     target = entries[21]
     assert target.salt is not None
-    _run(ledger.engine, "UPDATE audit_log SET outcome = 4 WHERE seq = :s", s=int(target.ref))
+    with ledger.engine.begin() as conn:  # outcome and body together, so the row agrees with itself
+        body = conn.execute(
+            text("SELECT body FROM audit_log WHERE seq = :s"), {"s": int(target.ref)}
+        ).scalar_one()
+        assert '"outcome":"0"' in body
+        conn.execute(
+            text("UPDATE audit_log SET outcome = 4, body = :b WHERE seq = :s"),
+            {"b": body.replace('"outcome":"0"', '"outcome":"4"'), "s": int(target.ref)},
+        )
     with ledger.engine.connect() as conn:
         forged_record = read_one(conn, int(target.ref))
     assert forged_record is not None

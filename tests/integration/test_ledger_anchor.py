@@ -65,10 +65,14 @@ def test_the_latest_checkpoint_is_anchored_and_checked(
     assert anchor_latest(ledger, chain, every=HOUR) is None  # new, but an hour has not passed
     second = anchor_latest(ledger, chain, every=timedelta(0))
     assert second is not None and second.size > anchored.size
-    report = selfcheck.check(ledger.engine, master=ledger.master, log=ledger.verifier, chain=chain)
+    report = selfcheck.check(
+        ledger.engine, master=ledger.master, log=ledger.verifier, tag_key=ledger.tag_key, chain=chain
+    )
     assert report.ok, report.problems
     assert (report.anchors, report.anchors_checked) == (2, 2)
-    unchecked = selfcheck.check(ledger.engine, master=ledger.master, log=ledger.verifier)
+    unchecked = selfcheck.check(
+        ledger.engine, master=ledger.master, log=ledger.verifier, tag_key=ledger.tag_key
+    )
     assert unchecked.ok and (unchecked.anchors, unchecked.anchors_checked) == (2, 0)
 
 
@@ -90,7 +94,9 @@ def test_a_rewritten_anchor_or_checkpoint_is_found(
     assert anchored is not None
 
     def check() -> selfcheck.Report:
-        return selfcheck.check(ledger.engine, master=ledger.master, log=ledger.verifier, chain=chain)
+        return selfcheck.check(
+            ledger.engine, master=ledger.master, log=ledger.verifier, tag_key=ledger.tag_key, chain=chain
+        )
 
     with ledger.engine.begin() as conn:  # the stored digest no longer names the checkpoint
         conn.execute(text("UPDATE ledger_anchors SET digest = :d"), {"d": bytes(32)})
@@ -137,3 +143,27 @@ def test_chain_settings_errors_are_configuration_errors(tmp_path: Any) -> None:
         Chain.connect("http://127.0.0.1:1", key_file=key)
     with pytest.raises(ConfigurationError, match="address"):
         Chain.connect("http://127.0.0.1:1", sender="not-an-address")
+
+
+def test_one_process_sends_an_anchor_however_many_try(
+    records: RecordService, ledger: LedgerService, w3: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from medweave.ledger import store
+
+    chain = funded_chain(w3)
+    _fill(records, ledger)
+    latest = ledger.latest()
+    assert latest is not None
+    with ledger.engine.begin() as conn:  # another process claimed it and is sending it
+        assert store.claim_anchor(conn, size=latest.size, digest=bytes(32), stale_after=HOUR)
+    assert anchor_latest(ledger, chain, every=HOUR) is None
+    with ledger.engine.begin() as conn:  # that process died an hour ago: its claim is stale
+        conn.execute(text("UPDATE ledger_anchors SET created = :t"), {"t": datetime(2000, 1, 1, tzinfo=UTC)})
+    anchored = anchor_latest(ledger, chain, every=HOUR)
+    assert anchored is not None and anchored.digest == checkpoint_digest(latest.note)
+    report = selfcheck.check(
+        ledger.engine, master=ledger.master, log=ledger.verifier, tag_key=ledger.tag_key, chain=chain
+    )
+    assert report.ok and report.anchors_checked == 1

@@ -73,7 +73,7 @@ def test_sigkill_loses_no_acknowledged_entry(kind: str, tmp_path: Path) -> None:
 
             # The restart: a new sequencer picks up what the killed one left; then the self-audit.
             ledger.sequence_all()
-            report = selfcheck.check(engine, master=master, log=ledger.verifier)
+            report = selfcheck.check(engine, master=master, log=ledger.verifier, tag_key=ledger.tag_key)
             assert report.ok, (run, report.problems)
             assert (report.queued_audit, report.queued_versions) == (0, 0)
             with engine.connect() as conn:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from medweave.db import read_tx, sqlite_writer_lock
 from medweave.errors import MedweaveError
 
 _log = logging.getLogger(__name__)
+_INTERACTION = re.compile(r"[a-z$-]{1,32}")
 _HEAD = select(audit_head.c.last_seq).where(audit_head.c.id == 1)
 _MOVE_HEAD = "UPDATE audit_head SET last_seq = last_seq + %s WHERE id = 1 RETURNING last_seq"
 _SEED_HEAD = "INSERT INTO audit_head (id, last_seq) VALUES (1, 0)"
@@ -88,6 +90,8 @@ def _check(record: AuditRecord) -> None:
         raise ValueError("recorded must be timezone-aware")
     if record.action not in ("C", "R", "U", "D", "E") or record.outcome not in (0, 4, 8, 12):
         raise ValueError("bad action or outcome")
+    if not _INTERACTION.fullmatch(record.interaction):  # the ledger's leaf refuses anything else
+        raise ValueError("interaction must be a short code")
     for key, length in _LIMITS:
         value = getattr(record, key, None)
         if isinstance(value, str) and len(value) > length:
@@ -230,10 +234,15 @@ class AuditService:
     def _lead(self, me: _Caller) -> bool:
         """Write one batch from the head of the queue, then wake who is done and hand on the lead.
 
-        Returns True when ``me`` leads again (its own events were beyond this batch's end)."""
+        A batch takes whole callers: up to ``max_batch`` events, more only to finish the last
+        caller's, so one call's events commit together or not at all. Returns True when ``me``
+        leads again (earlier callers filled this batch)."""
         with self._mutex:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: len(batch)]
+            end = min(len(self._pending), self._max_batch)
+            while end < len(self._pending) and self._pending[end].caller is self._pending[end - 1].caller:
+                end += 1
+            batch = self._pending[:end]
+            del self._pending[:end]
         error: AuditError | None = None
         interrupted: BaseException | None = None
         try:
@@ -260,6 +269,12 @@ class AuditService:
                 ticket.caller.left -= 1
                 if ticket.caller.left == 0 and ticket.caller is not me:
                     self._wake(ticket.caller)
+            if interrupted is not None and me.left:  # this thread stops here: its queued events fail
+                mine = [t for t in self._pending if t.caller is me]
+                self._pending = [t for t in self._pending if t.caller is not me]
+                for ticket in mine:
+                    ticket.error = error
+                me.left = 0
             if not self._pending:
                 self._writing = False
                 self._idle.notify_all()

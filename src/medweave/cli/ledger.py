@@ -17,7 +17,16 @@ from medweave.config import Settings
 from medweave.db import make_engine, write_tx
 from medweave.ledger import selfcheck, store
 from medweave.ledger.hashing import EMPTY_ROOT
-from medweave.ledger.note import NoteError, Signer, generate, open_note, parse_skey, parse_vkey
+from medweave.ledger.note import (
+    MalformedNoteError,
+    NoteError,
+    Signer,
+    generate,
+    open_note,
+    parse_skey,
+    parse_vkey,
+)
+from medweave.ledger.receipt import Receipt
 from medweave.ledger.receipt_check import check_receipt
 from medweave.ledger.service import LedgerService
 from medweave.ledger.verify import ProofError, verify_consistency, verify_inclusion
@@ -57,13 +66,33 @@ def _size(value: int, what: str) -> int:
 
 @app.command()
 @one_line_errors
-def verify(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+def verify(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    checkpoint: list[Path] = typer.Option(
+        [], "--checkpoint", help="A signed checkpoint kept elsewhere (a witness's copy); repeatable."
+    ),
+) -> None:
     """Recompute the whole log from the database; exit 1 and name the first bad index if anything
     was edited, deleted, reordered or truncated."""
     cfg = settings()
+    for secret in (
+        cfg.effective_ledger_key_file,
+        *([] if cfg.master_key else [cfg.effective_master_key_file]),
+    ):
+        if not secret.exists():  # never make new keys here: a verify with fresh keys proves nothing
+            raise fail(f"{secret} is missing: run verify with this installation's keys", UNUSABLE)
+    try:
+        pinned = [path.read_text(encoding="utf-8") for path in checkpoint]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"a --checkpoint file is unreadable: {exc}", UNUSABLE) from None
     ledger = ledger_service(cfg)
     report = selfcheck.check(
-        ledger.engine, master=ledger.master, log=ledger.verifier, chain=ledger_chain(cfg)
+        ledger.engine,
+        master=ledger.master,
+        log=ledger.verifier,
+        tag_key=ledger.tag_key,
+        chain=ledger_chain(cfg),
+        pinned=pinned,
     )
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
@@ -159,6 +188,8 @@ def verify_note_command(
         raise fail(str(exc), UNUSABLE) from None
     try:
         note = open_note(text, verifiers)
+    except MalformedNoteError as exc:
+        raise fail(f"not a signed note: {exc}", UNUSABLE) from None
     except NoteError as exc:
         typer.echo(f"invalid: {exc}")
         raise typer.Exit(INVALID) from None
@@ -182,6 +213,10 @@ def verify_receipt_command(
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError, NoteError) as exc:
         raise fail(str(exc), UNUSABLE) from None
+    try:
+        Receipt.parse(text)
+    except NoteError as exc:
+        raise fail(f"not a receipt (c2sp.org/tlog-proof): {exc}", UNUSABLE) from None
     try:
         checkpoint, entry = check_receipt(text, log=log, witnesses=witnesses)
     except (NoteError, ProofError) as exc:
@@ -232,10 +267,15 @@ def witness_add_log(
         verifier = parse_vkey(vkey_text)
     except NoteError as exc:
         raise fail(str(exc), UNUSABLE) from None
+    if verifier.kind != "ed25519":
+        raise fail("a log signs its checkpoints with an Ed25519 note key (type 0x01)", UNUSABLE)
     cfg = settings()
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(cfg.effective_database_url)
     with write_tx(engine) as conn:
+        known = store.witness_log(conn, verifier.name)
+        if known is not None and known.vkey != verifier.vkey:
+            raise fail(f"{verifier.name} is already witnessed under another key", INVALID)
         added = store.add_witness_log(conn, origin=verifier.name, vkey=verifier.vkey)
     typer.echo(f"{'now witnessing' if added else 'already witnessing'} {verifier.name}")
 

@@ -14,6 +14,9 @@ from medweave.ledger import store
 from medweave.ledger.anchor import Anchored, Chain, checkpoint_digest
 from medweave.ledger.service import LedgerService
 
+#: A claim whose process has not finished sending within this time is taken over.
+CLAIM_STALE = timedelta(minutes=15)
+
 
 def anchor_latest(ledger: LedgerService, chain: Chain, *, every: timedelta) -> Anchored | None:
     """Anchor the latest witnessed checkpoint if it is new and the last anchor is old enough."""
@@ -29,7 +32,16 @@ def anchor_latest(ledger: LedgerService, chain: Chain, *, every: timedelta) -> A
         last, when = previous[-1]
         if last.size >= latest.size or datetime.now(UTC) - when < every:
             return None
-    anchored = chain.anchor(size=latest.size, digest=checkpoint_digest(signed.note))
+    digest = checkpoint_digest(signed.note)
+    with write_tx(ledger.engine) as conn:  # one process sends it, however many try
+        if not store.claim_anchor(conn, size=latest.size, digest=digest, stale_after=CLAIM_STALE):
+            return None
+    try:
+        anchored = chain.anchor(size=latest.size, digest=digest)
+    except BaseException:
+        with write_tx(ledger.engine) as conn:
+            store.drop_claim(conn, latest.size)
+        raise
     with write_tx(ledger.engine) as conn:
-        store.add_anchor(conn, anchored)
+        store.complete_anchor(conn, anchored)
     return anchored

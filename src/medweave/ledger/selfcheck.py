@@ -19,6 +19,7 @@ where only a checkpoint root disagrees, the first index after the last checkpoin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ from medweave.ledger.checkpoint import open_checkpoint
 from medweave.ledger.compact import CompactRange
 from medweave.ledger.hashing import leaf_hash
 from medweave.ledger.note import NoteError, Verifier
-from medweave.ledger.sources import AUDIT, VERSION, Salts, SourceGone, commitment
+from medweave.ledger.sources import AUDIT, VERSION, Salts, SourceGone, patient_tag, source
 from medweave.records import feed
 from medweave.security.crypto import MasterKey
 
@@ -66,15 +67,34 @@ class Report:
         return {**asdict(self), "ok": self.ok}
 
 
-def check(engine: Engine, *, master: MasterKey, log: Verifier, chain: Chain | None = None) -> Report:
+def check(
+    engine: Engine,
+    *,
+    master: MasterKey,
+    log: Verifier,
+    tag_key: bytes | None = None,
+    chain: Chain | None = None,
+    pinned: Sequence[str] = (),
+) -> Report:
+    """The whole check. ``tag_key`` (``LedgerService.tag_key``) also checks that no entry was
+    moved to another patient; ``pinned`` are signed checkpoints kept elsewhere (a witness's, an
+    auditor's copy): the log must still hold exactly those trees, whatever its tables say now."""
     report = Report()
     with read_tx(engine) as conn:
         head = store.head(conn)
         report.size = head.size
-        _entries_and_tree(conn, master, log, head, report)
+        _entries_and_tree(conn, _Context(master, log, tag_key, pinned), head, report)
         _coverage(conn, head, report)
         _anchors(conn, chain, report)
     return report
+
+
+@dataclass(frozen=True)
+class _Context:
+    master: MasterKey
+    log: Verifier
+    tag_key: bytes | None
+    pinned: Sequence[str]
 
 
 def _anchors(conn: Connection, chain: Chain | None, report: Report) -> None:
@@ -92,38 +112,57 @@ def _anchors(conn: Connection, chain: Chain | None, report: Report) -> None:
         except AnchorError as exc:
             report.bad(None, f"the anchor at size {anchored.size}: {exc}")
             continue
+        except Exception as exc:  # the endpoint failed: unchecked, and said so
+            report.bad(None, f"the anchor at size {anchored.size} could not be checked: {type(exc).__name__}")
+            continue
         report.anchors_checked += 1
 
 
-def _entries_and_tree(
-    conn: Connection, master: MasterKey, log: Verifier, head: store.Head, report: Report
-) -> None:
+def _signed_roots(conn: Connection, ctx: _Context, head: store.Head, report: Report) -> dict[int, bytes]:
+    """The root of every checkpoint the log signed, stored or pinned; a pinned one wins."""
+    roots: dict[int, bytes] = {}
     stored = store.checkpoints(conn)
     report.checkpoints = len(stored)
-    checkpoints = {}
     for cp in stored:
         try:
-            parsed, _ = open_checkpoint(cp.note, log=log)
+            parsed, _ = open_checkpoint(cp.note, log=ctx.log)
         except NoteError as exc:
             report.bad(None, f"checkpoint {cp.size}: {exc}")
             continue
         if (parsed.size, parsed.root) != (cp.size, cp.root):
             report.bad(None, f"checkpoint {cp.size}: its columns disagree with its signed note")
             continue
-        checkpoints[cp.size] = parsed.root
+        roots[cp.size] = parsed.root
+    if head.size and head.size not in roots:
+        report.bad(None, f"no checkpoint signed by the log for its {head.size} entries")
     if stored and stored[-1].size != head.size:
         report.bad(None, f"the head says {head.size} entries, the latest checkpoint {stored[-1].size}")
+    for note in ctx.pinned:
+        try:
+            parsed, _ = open_checkpoint(note, log=ctx.log)
+        except NoteError as exc:
+            report.bad(None, f"a pinned checkpoint does not verify under the log key: {exc}")
+            continue
+        if roots.get(parsed.size, parsed.root) != parsed.root:
+            report.bad(None, f"the stored checkpoint of size {parsed.size} is not the pinned one")
+        roots[parsed.size] = parsed.root
+    return roots
+
+
+def _entries_and_tree(conn: Connection, ctx: _Context, head: store.Head, report: Report) -> None:
+    checkpoints = _signed_roots(conn, ctx, head, report)
     tree = CompactRange()
-    salts = Salts(conn, master)
+    salts = Salts(conn, ctx.master)
     last_good = 0
     chunk: list[tuple[tuple[int, int], bytes]] = []
     bad_leaves: set[int] = set()
     for entry in store.entries(conn):
         if entry.idx != tree.size:
+            _check_nodes(conn, chunk, report, bad_leaves)  # what came before may be wrong too
             report.bad(tree.size, f"entry missing or out of order (found index {entry.idx} next)")
             return
         report.entries += 1
-        expected = _recompute(conn, entry, salts, report)
+        expected = _recompute(conn, entry, salts, ctx.tag_key, report)
         if expected is not None and expected != entry.leaf_hash:
             report.bad(entry.idx, f"{entry.kind} {entry.ref}: its source no longer matches the leaf")
         chunk.extend(tree.append(entry.leaf_hash))
@@ -140,24 +179,28 @@ def _entries_and_tree(
                 where = None if explained else last_good
                 report.bad(where, f"the root of the first {tree.size} leaves is not the signed one")
     _check_nodes(conn, chunk, report, bad_leaves)
-    if tree.size < head.size:
-        report.bad(tree.size, f"the log holds {tree.size} entries, its head says {head.size}")
+    if tree.size != head.size:
+        report.bad(min(tree.size, head.size), f"the log holds {tree.size} entries, its head says {head.size}")
     missing = [size for size in checkpoints if size > tree.size]
     if missing:
         report.bad(tree.size, f"checkpoints of size {min(missing)} and more outgrow the stored entries")
 
 
-def _recompute(conn: Connection, entry: store.Entry, salts: Salts, report: Report) -> bytes | None:
+def _recompute(
+    conn: Connection, entry: store.Entry, salts: Salts, tag_key: bytes | None, report: Report
+) -> bytes | None:
     """The leaf hash the entry's source gives now; None if it cannot be known (erased patient)."""
     try:
-        found = commitment(conn, entry, salts)
+        found = source(conn, entry, salts)
     except SourceGone as exc:
         report.bad(entry.idx, str(exc))
         return None
-    if found is None:
+    if tag_key is not None and patient_tag(tag_key, found.patient_id) != entry.patient_tag:
+        report.bad(entry.idx, f"{entry.kind} {entry.ref} names another patient than it was committed for")
+    if found.commitment is None:
         report.unlinkable += 1
         return None
-    return leaf_hash(found)
+    return leaf_hash(found.commitment)
 
 
 def _check_nodes(

@@ -12,8 +12,10 @@ are durable before the ledger sees them, and the batch commits or rolls back who
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +24,7 @@ from sqlalchemy import Connection, Engine
 
 from medweave.audit.service import read_after
 from medweave.db import read_tx, write_tx
-from medweave.errors import Gone, InvalidInput, NotFound
+from medweave.errors import Gone, InvalidInput, MedweaveError, NotFound
 from medweave.ledger import store
 from medweave.ledger.checkpoint import Checkpoint, add_cosignatures, open_checkpoint
 from medweave.ledger.commitment import audit_leaf, new_salt, version_leaf
@@ -30,12 +32,19 @@ from medweave.ledger.hashing import leaf_hash
 from medweave.ledger.note import NoteError, Signer, Verifier, sign
 from medweave.ledger.proof import consistency_proof, inclusion_proof
 from medweave.ledger.receipt import Receipt
-from medweave.ledger.sources import AUDIT, VERSION, Salts, SourceGone, commitment
+from medweave.ledger.sources import AUDIT, VERSION, Salts, SourceGone, patient_tag, source
 from medweave.ledger.verify import ProofError, verify_inclusion
 from medweave.records import feed, keys
 from medweave.security.crypto import MasterKey
 
 _log = logging.getLogger(__name__)
+
+
+class LedgerCorrupt(MedweaveError):
+    """The ledger's tables do not hold the tree the log signed: sequencing stops."""
+
+    status = 500
+    code = "exception"
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,9 @@ class LedgerService:
         self.batch = batch
         self.quorum = quorum  # witnesses that must cosign a checkpoint for it to count as witnessed
         self._keys_seen: keys.SaltCache = {}  # spares unwrapping a patient's key in every batch
+        # Entries keep an HMAC of their patient under this key, which only the log key yields
+        # (Ed25519 signatures are deterministic), so a moved event shows even for an erased patient.
+        self.tag_key = hashlib.sha256(signer.sign(b"medweave ledger patient tag key v1")).digest()
 
     @property
     def origin(self) -> str:
@@ -85,23 +97,25 @@ class LedgerService:
             if not audits and not versions:
                 return 0
             tree = store.compact_range(conn, head.size)
+            self._check_frontier(conn, head.size, tree.root())
             salts = Salts(conn, self.master, self._keys_seen)
             salts.prefetch([r.patient_id for r in audits] + [v.patient_id for v in versions], create=True)
             now = datetime.now(UTC)
             entries: list[store.Entry] = []
             nodes: list[tuple[tuple[int, int], bytes]] = []
 
-            def add(kind: str, ref: str, commitment: bytes, salt: bytes | None) -> None:
+            def add(kind: str, ref: str, commitment: bytes, salt: bytes | None, patient: str | None) -> None:
                 leaf = leaf_hash(commitment)
-                entries.append(store.Entry(tree.size, kind, ref, leaf, salt, now))
+                tag = patient_tag(self.tag_key, patient)
+                entries.append(store.Entry(tree.size, kind, ref, leaf, salt, now, tag))
                 nodes.extend(tree.append(leaf))
 
             for record in audits:
                 salt, kept = _salt_for(salts, record.patient_id)
-                add(AUDIT, str(record.seq), audit_leaf(record, salt=salt), kept)
+                add(AUDIT, str(record.seq), audit_leaf(record, salt=salt), kept, record.patient_id)
             for version in versions:
                 salt, kept = _salt_for(salts, version.patient_id)
-                add(VERSION, version.ref, version_leaf(version, salt=salt), kept)
+                add(VERSION, version.ref, version_leaf(version, salt=salt), kept, version.patient_id)
             store.add_entries(conn, entries)
             store.add_nodes(conn, nodes)
             feed.done(conn, outbox=[v.outbox for v in versions if v.outbox is not None])
@@ -111,6 +125,22 @@ class LedgerService:
             audit_seq = int(audits[-1].seq) if audits and audits[-1].seq is not None else head.audit_seq
             store.move_head(conn, store.Head(tree.size, audit_seq))
         return len(entries)
+
+    def _check_frontier(self, conn: Connection, size: int, root: bytes) -> None:
+        """Never extend a tree the log has not signed: the stored nodes must give the root of the
+        latest checkpoint, and it must be the log's own. Otherwise someone rewrote the tables, and
+        signing on would launder the rewrite; sequencing stops until ``ledger verify`` is read."""
+        if size == 0:
+            return
+        latest = store.latest_checkpoint(conn)
+        try:
+            if latest is None or latest.size != size:
+                raise LedgerCorrupt(f"the ledger holds {size} entries but no checkpoint of that size")
+            checkpoint, _ = open_checkpoint(latest.note, log=self.verifier)
+        except NoteError:
+            raise LedgerCorrupt(f"the checkpoint of size {size} is not signed by the log key") from None
+        if (checkpoint.size, checkpoint.root) != (size, root):
+            raise LedgerCorrupt(f"the stored tree of {size} entries is not the one the log signed")
 
     def sequence_all(self) -> int:
         """Sequence until nothing waits; returns the number of entries added."""
@@ -168,7 +198,7 @@ class LedgerService:
             if entry is None or latest is None or entry.idx >= latest.size:
                 raise NotFound(f"{kind} {ref} is not in a checkpoint yet")
             try:
-                found = commitment(conn, entry, Salts(conn, self.master))
+                found = source(conn, entry, Salts(conn, self.master)).commitment
             except SourceGone as exc:
                 raise Gone(f"{kind} {ref}: {exc}") from None
             if found is None:
@@ -179,26 +209,38 @@ class LedgerService:
         return Receipt(entry.idx, tuple(proof), note, extra=found).text()
 
     def check_entries(self, *, kind: str, refs: Sequence[str]) -> dict[str, str]:
-        """For each ref: ``verified`` (its source gives its leaf, and the leaf is in the latest signed
-        checkpoint by an inclusion proof), ``pending`` (not sequenced yet) or ``failed``."""
+        """For each ref: ``verified`` (its source row gives its leaf, the leaf is in the latest
+        checkpoint by an inclusion proof, and the log signed that checkpoint), ``pending`` (not
+        sequenced yet) or ``failed`` (anything else, including an entry that went missing)."""
         out: dict[str, str] = {}
         with read_tx(self.engine) as conn:
+            head = store.head(conn)
             latest = store.latest_checkpoint(conn)
+            try:
+                checkpoint = open_checkpoint(latest.note, log=self.verifier)[0] if latest else None
+            except NoteError:
+                checkpoint = None
             salts = Salts(conn, self.master)
             for ref in refs:
                 entry = store.entry(conn, kind=kind, ref=ref)
                 if entry is None or latest is None or entry.idx >= latest.size:
-                    out[ref] = "pending"
+                    sequenced = entry is not None or (
+                        kind == AUDIT and ref.isdigit() and int(ref) <= head.audit_seq
+                    )
+                    out[ref] = "failed" if sequenced and entry is None else "pending"
                     continue
                 out[ref] = "failed"
                 try:
-                    found = commitment(conn, entry, salts)
-                    if found is None or leaf_hash(found) != entry.leaf_hash:
+                    found = source(conn, entry, salts)
+                    if checkpoint is None or found.commitment is None:
                         continue
-                    proof = inclusion_proof(entry.idx, latest.size, lambda ids: store.nodes(conn, ids))
-                    checkpoint, _ = open_checkpoint(latest.note, log=self.verifier)
+                    if leaf_hash(found.commitment) != entry.leaf_hash:
+                        continue
+                    if patient_tag(self.tag_key, found.patient_id) != entry.patient_tag:
+                        continue
+                    proof = inclusion_proof(entry.idx, checkpoint.size, lambda ids: store.nodes(conn, ids))
                     verify_inclusion(entry.idx, checkpoint.size, entry.leaf_hash, proof, checkpoint.root)
-                except (SourceGone, store.MissingNodes, ProofError, NoteError):
+                except (SourceGone, store.MissingNodes, ProofError, MedweaveError):
                     continue
                 out[ref] = "verified"
         return out
@@ -226,11 +268,17 @@ class Sequencer:
     full) in a daemon thread, until ``stop``; then ``after`` (asking witnesses to cosign)."""
 
     def __init__(
-        self, ledger: LedgerService, *, interval: float = 0.25, after: Callable[[], object] | None = None
+        self,
+        ledger: LedgerService,
+        *,
+        interval: float = 0.25,
+        after: Callable[[], object] | None = None,
+        retry: float = 10.0,
     ) -> None:
         self.ledger = ledger
         self.interval = interval
-        self.after = after
+        self.after = after  # after a batch this process signed, and every ``retry`` seconds
+        self.retry = retry
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="medweave-ledger", daemon=True)
 
@@ -244,10 +292,12 @@ class Sequencer:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        last_after = 0.0
         while not self._stop.is_set():
             try:
                 n = self.ledger.sequence()
-                if self.after is not None:
+                if self.after is not None and (n or time.monotonic() - last_after >= self.retry):
+                    last_after = time.monotonic()
                     self.after()
             except Exception as exc:  # keep going: the next run retries the same batch
                 _log.error("ledger sequencing failed: %s", type(exc).__name__)

@@ -1,17 +1,24 @@
-"""An entry's commitment, recomputed from its source row as stored now (for receipts and verify).
+"""An entry's source row as stored now, and the commitment it gives (for receipts and verify).
 
-``commitment`` reads the audit row or record version an entry names and rebuilds its salted
-commitment: with the entry's own salt, or its patient's (derived from their data key). It returns
-None when that can no longer be done because the patient was erased (their salt died with their
-key), and raises ``SourceGone`` when the source row itself is missing.
+``source`` reads the audit row or record version an entry names and rebuilds its salted
+commitment: with the entry's own salt, or its patient's (derived from their data key). The
+commitment is None when that can no longer be done because the patient was erased (their salt
+died with their key). ``SourceGone`` is raised when the source row is missing, or when an audit
+row's indexed columns (who, which patient, what) no longer say what its AuditEvent says: those
+columns are what "who looked at my record" shows, so they must not be editable on their own.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from medweave.audit.events import AuditRecord
 from medweave.audit.service import read_one
 from medweave.ledger.commitment import audit_leaf, version_leaf
 from medweave.ledger.store import Entry
@@ -19,15 +26,38 @@ from medweave.records import feed, keys
 from medweave.security.crypto import MasterKey
 
 AUDIT, VERSION = "audit", "version"
+_INDEXED = (
+    "recorded",
+    "interaction",
+    "action",
+    "outcome",
+    "user_ref",
+    "patient_id",
+    "entity_type",
+    "entity_id",
+)
 
 
 class SourceGone(LookupError):
-    """The row an entry commits to is not in the database any more (or never was)."""
+    """The row an entry commits to is missing, or was edited behind its own content."""
+
+
+@dataclass(frozen=True)
+class Source:
+    patient_id: str | None
+    commitment: bytes | None  # None: the patient was erased, the entry can no longer be linked
+
+
+def patient_tag(tag_key: bytes, patient_id: str | None) -> bytes | None:
+    """What an entry keeps of its patient: an HMAC of the id under the log's tag key."""
+    if patient_id is None:
+        return None
+    return hmac.new(tag_key, patient_id.encode(), hashlib.sha256).digest()
 
 
 class Salts:
     """Patients' ledger salts within one transaction, looked up once per patient (``None`` once a
-    patient is erased). ``prefetch`` reads many in one query; ``keys`` may outlive the
+    patient is erased). ``prefetch`` reads many in one query; ``keys_seen`` may outlive the
     transaction (see ``records.keys.ledger_salts``)."""
 
     def __init__(self, conn: Connection, master: MasterKey, keys_seen: keys.SaltCache | None = None) -> None:
@@ -49,28 +79,43 @@ class Salts:
         return self._cache[patient_id]
 
 
-def commitment(conn: Connection, entry: Entry, salts: Salts) -> bytes | None:
+def source(conn: Connection, entry: Entry, salts: Salts) -> Source:
     if entry.kind == AUDIT:
         record = read_one(conn, int(entry.ref)) if entry.ref.isdigit() else None
         if record is None:
             raise SourceGone(f"audit row {entry.ref} is gone")
-        salt = _salt(entry, record.patient_id, salts)
-        return None if salt is None else audit_leaf(record, salt=salt)
+        _check_columns(record)
+        salt = _salt(conn, entry, record.patient_id, salts)
+        return Source(record.patient_id, None if salt is None else audit_leaf(record, salt=salt))
     if entry.kind == VERSION:
         facts = _version(conn, entry.ref)
         if facts is None:
             raise SourceGone(f"record version {entry.ref} is gone")
-        salt = _salt(entry, facts.patient_id, salts)
-        return None if salt is None else version_leaf(facts, salt=salt)
+        salt = _salt(conn, entry, facts.patient_id, salts)
+        return Source(facts.patient_id, None if salt is None else version_leaf(facts, salt=salt))
     raise SourceGone(f"unknown entry kind {entry.kind!r}")
 
 
-def _salt(entry: Entry, patient_id: str | None, salts: Salts) -> bytes | None:
+def _check_columns(record: AuditRecord) -> None:
+    try:
+        rebuilt = AuditRecord.from_event(json.loads(record.body))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SourceGone(f"audit row {record.seq}: its AuditEvent is unreadable") from None
+    changed = [name for name in _INDEXED if getattr(rebuilt, name) != getattr(record, name)]
+    if changed:
+        raise SourceGone(f"audit row {record.seq}: {', '.join(changed)} no longer match its AuditEvent")
+
+
+def _salt(conn: Connection, entry: Entry, patient_id: str | None, salts: Salts) -> bytes | None:
     if entry.salt is not None:
         return entry.salt
     if patient_id is None:  # an entry of no patient keeps its salt: with it lost, nothing matches
         return b""
-    return salts.patient(patient_id)
+    found = salts.patient(patient_id)
+    if found is None and not keys.is_erased(conn, patient_id=patient_id):
+        # The sequencer makes a key for every patient it commits: no key at all is not an erasure.
+        raise SourceGone(f"{entry.kind} {entry.ref}: patient has no key and was never erased")
+    return found
 
 
 def _version(conn: Connection, ref: str) -> feed.VersionFacts | None:

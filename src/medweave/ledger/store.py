@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, select, text, tuple_, update
+from sqlalchemy import Connection, delete, select, text, tuple_, update
 
 from medweave.ledger.anchor import Anchored
 from medweave.ledger.compact import CompactRange, NodeID, frontier_ids
@@ -45,6 +45,7 @@ class Entry:
     leaf_hash: bytes
     salt: bytes | None
     sequenced: datetime
+    patient_tag: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ def add_entries(conn: Connection, entries: Sequence[Entry]) -> None:
                     "ref": e.ref,
                     "leaf_hash": e.leaf_hash,
                     "salt": e.salt,
+                    "patient_tag": e.patient_tag,
                     "sequenced": e.sequenced,
                 }
                 for e in entries
@@ -132,6 +134,7 @@ def _entry(row: object) -> Entry:
         leaf_hash=bytes(r["leaf_hash"]),
         salt=bytes(r["salt"]) if r["salt"] is not None else None,
         sequenced=seq if seq.tzinfo is not None else seq.replace(tzinfo=UTC),
+        patient_tag=bytes(r["patient_tag"]) if r["patient_tag"] is not None else None,
     )
 
 
@@ -193,6 +196,11 @@ def checkpoints(conn: Connection) -> list[StoredCheckpoint]:
 
 
 def add_cosignature(conn: Connection, *, size: int, witness: str, line: str, timestamp: int) -> None:
+    """Keep a witness's cosignature; a second one for the same checkpoint (another process asked
+    too) is dropped."""
+    c = ledger_cosignatures.c
+    if conn.execute(select(c.size).where(c.size == size, c.witness == witness)).first() is not None:
+        return
     conn.execute(
         ledger_cosignatures.insert().values(size=size, witness=witness, line=line, timestamp=timestamp)
     )
@@ -263,11 +271,31 @@ def advance_witness_log(conn: Connection, *, origin: str, old_size: int, size: i
 # -- anchors ----------------------------------------------------------------------------------------
 
 
-def add_anchor(conn: Connection, anchored: Anchored) -> None:
+PENDING = "pending"  # the tx_hash of an anchor claimed by a process that is sending it
+
+
+def claim_anchor(conn: Connection, *, size: int, digest: bytes, stale_after: timedelta) -> bool:
+    """Claim the anchor of this checkpoint before sending it, so one process sends it however
+    many run the sequencer. A claim older than ``stale_after`` (its process died) is taken over."""
+    a = ledger_anchors.c
+    now = datetime.now(UTC)
+    conn.execute(delete(ledger_anchors).where(a.tx_hash == PENDING, a.created < now - stale_after))
+    if conn.execute(select(a.size).where(a.size == size)).first() is not None:
+        return False
     conn.execute(
         ledger_anchors.insert().values(
-            size=anchored.size,
-            digest=anchored.digest,
+            size=size, digest=digest, chain_id=0, tx_hash=PENDING, block=-1, created=now
+        )
+    )
+    return True
+
+
+def complete_anchor(conn: Connection, anchored: Anchored) -> None:
+    a = ledger_anchors.c
+    conn.execute(
+        update(ledger_anchors)
+        .where(a.size == anchored.size, a.tx_hash == PENDING)
+        .values(
             chain_id=anchored.chain_id,
             tx_hash=anchored.tx_hash,
             block=anchored.block,
@@ -276,10 +304,15 @@ def add_anchor(conn: Connection, anchored: Anchored) -> None:
     )
 
 
-def anchors(conn: Connection) -> list[tuple[Anchored, datetime]]:
-    """Every anchor, oldest first, with when it was made."""
+def drop_claim(conn: Connection, size: int) -> None:
     a = ledger_anchors.c
-    rows = conn.execute(select(ledger_anchors).order_by(a.size)).all()
+    conn.execute(delete(ledger_anchors).where(a.size == size, a.tx_hash == PENDING))
+
+
+def anchors(conn: Connection) -> list[tuple[Anchored, datetime]]:
+    """Every anchor sent, oldest first, with when it was made (claims still pending are left out)."""
+    a = ledger_anchors.c
+    rows = conn.execute(select(ledger_anchors).where(a.tx_hash != PENDING).order_by(a.size)).all()
     out = []
     for r in rows:
         created = r.created if r.created.tzinfo is not None else r.created.replace(tzinfo=UTC)

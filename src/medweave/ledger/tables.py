@@ -3,7 +3,9 @@
 - ``ledger_entries``: one row per leaf, ``idx`` = 0, 1, 2... with no gaps. ``kind`` and ``ref``
   say what the leaf commits to (an audit row's ``seq``, or a record version); ``leaf_hash`` is
   RFC 9162's hash of the commitment. ``salt`` is set only for entries that belong to no patient
-  (a patient's salt is derived from their data key and dies with it).
+  (a patient's salt is derived from their data key and dies with it). ``patient_tag`` is an HMAC
+  of the patient's id under a key only the log's signing key yields: ``verify`` catches an event
+  moved to another patient, even an erased one, and the tag alone names nobody.
 - ``ledger_nodes``: the hash of every complete subtree (``level``, ``idx``), written as leaves
   arrive, so any proof costs O(log n) reads.
 - ``ledger_checkpoints``: every signed checkpoint (C2SP tlog-checkpoint note), by tree size.
@@ -45,6 +47,7 @@ ledger_entries = Table(
     Column("ref", String(256), nullable=False),
     Column("leaf_hash", LargeBinary(32), nullable=False),
     Column("salt", LargeBinary(32), nullable=True),
+    Column("patient_tag", LargeBinary(32), nullable=True),
     Column("sequenced", DateTime(timezone=True), nullable=False),
     CheckConstraint("idx >= 0", name="ck_ledger_entries_idx"),
     UniqueConstraint("kind", "ref", name="uq_ledger_entries_ref"),

@@ -10,6 +10,7 @@ have cosigned it. Witnesses are configured as ``URL VKEY`` pairs (``MEDWEAVE_LED
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -18,7 +19,7 @@ from medweave.db import read_tx, write_tx
 from medweave.errors import ConfigurationError
 from medweave.ledger import store
 from medweave.ledger.checkpoint import verify_cosignature
-from medweave.ledger.note import NoteError, Verifier, parse_vkey, split_signatures
+from medweave.ledger.note import NoteError, Verifier, parse_signature_line, parse_vkey, split_signatures
 from medweave.ledger.service import LedgerService
 from medweave.ledger.witness_protocol import (
     PATH,
@@ -107,12 +108,20 @@ def _ask(ledger: LedgerService, witness: Witness, size: int, client: httpx.Clien
         if response.status_code != 200:
             return f"refused: {response.status_code} {response.text.strip()[:200]}"
         text = split_signatures(found.note)[0]
-        lines = [line for line in parse_cosignatures(response.text) if line.startswith(f"— {witness.name} ")]
+        key = (witness.verifier.name, witness.verifier.key_id)
+        lines = [
+            s
+            for s in map(parse_signature_line, parse_cosignatures(response.text))
+            if (s.name, s.key_id) == key
+        ]
         if not lines:
             return "failed: no cosignature by the witness's key"
-        timestamp = verify_cosignature(text, lines[0], witness.verifier)
+        # A cosignature dated in the future (beyond a few minutes of clock skew) is refused.
+        timestamp = verify_cosignature(text, lines[0], witness.verifier, not_after=int(time.time()) + 300)
         with write_tx(ledger.engine) as conn:
-            store.add_cosignature(conn, size=size, witness=witness.name, line=lines[0], timestamp=timestamp)
+            store.add_cosignature(
+                conn, size=size, witness=witness.name, line=lines[0].line(), timestamp=timestamp
+            )
             store.set_witnessed_size(conn, witness.name, size)
         return "cosigned"
     return "failed: the witness keeps moving"

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("ref", sa.String(length=256), nullable=False),
         sa.Column("leaf_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("salt", sa.LargeBinary(length=32), nullable=True),
+        sa.Column("patient_tag", sa.LargeBinary(length=32), nullable=True),
         sa.Column("sequenced", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("idx >= 0", name="ck_ledger_entries_idx"),
         sa.PrimaryKeyConstraint("idx"),
