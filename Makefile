@@ -51,6 +51,7 @@ lint: dev
 
 bench: dev
 	$(BIN)/python bench/records.py
+	$(BIN)/python bench/ledger.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

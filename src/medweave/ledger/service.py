@@ -16,7 +16,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -70,6 +71,7 @@ class LedgerService:
         self.batch = batch
         self.quorum = quorum  # witnesses that must cosign a checkpoint for it to count as witnessed
         self._keys_seen: keys.SaltCache = {}  # spares unwrapping a patient's key in every batch
+        self._published: set[int] = set()  # checkpoint sizes seen: checkpoints are only appended
         # Entries keep an HMAC of their patient under this key, which only the log key yields
         # (Ed25519 signatures are deterministic), so a moved event shows even for an erased patient.
         self.tag_key = hashlib.sha256(signer.sign(b"medweave ledger patient tag key v1")).digest()
@@ -165,15 +167,27 @@ class LedgerService:
         names = tuple(w for w, _ in cosigs)
         return Published(found.size, found.root, note, names, len(names) >= self.quorum)
 
+    @contextmanager
+    def _appended(self) -> Iterator[Connection]:
+        """A connection for reading what is only ever appended (checkpoints, nodes): on PostgreSQL
+        without a transaction around it, which saves two round trips per proof; a row that is
+        there stays there, so no snapshot is needed."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                yield conn
+        else:
+            with read_tx(self.engine) as conn:
+                yield conn
+
     def inclusion_proof(self, *, index: int, size: int) -> list[bytes]:
-        with read_tx(self.engine) as conn:
+        with self._appended() as conn:
             self._check_size(conn, size)
             if not 0 <= index < size:
                 raise InvalidInput(f"index must be in [0, {size})")
             return inclusion_proof(index, size, lambda ids: store.nodes(conn, ids))
 
     def consistency_proof(self, *, old: int, new: int) -> list[bytes]:
-        with read_tx(self.engine) as conn:
+        with self._appended() as conn:
             self._check_size(conn, new)
             if not 0 <= old <= new:
                 raise InvalidInput(f"old must be in [0, {new}]")
@@ -245,9 +259,16 @@ class LedgerService:
                 out[ref] = "verified"
         return out
 
-    @staticmethod
-    def _check_size(conn: Connection, size: int) -> None:
-        if store.checkpoint(conn, size) is None:
+    def _check_size(self, conn: Connection, size: int) -> None:
+        """Proofs are for published sizes only. A size once seen is remembered: a proof is served
+        for a checkpoint someone holds, and checkpoints are never taken back."""
+        if size in self._published:
+            return
+        if store.has_checkpoint(conn, size):
+            if len(self._published) > 100_000:
+                self._published.clear()
+            self._published.add(size)
+        else:
             raise NotFound(f"no checkpoint of size {size}: ask for a size the log has published")
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, select, text, tuple_, update
+from sqlalchemy import Connection, and_, delete, or_, select, text, tuple_, update
 
 from medweave.ledger.anchor import Anchored
 from medweave.ledger.compact import CompactRange, NodeID, frontier_ids
@@ -84,9 +84,18 @@ def nodes(conn: Connection, ids: Sequence[NodeID]) -> list[bytes]:
         return []
     n = ledger_nodes.c
     found: dict[NodeID, bytes] = {}
-    for start in range(0, len(ids), 400):  # bounded IN lists
+    for start in range(0, len(ids), 400):  # bounded statements
         chunk = list(ids[start : start + 400])
-        rows = conn.execute(select(n.level, n.idx, n.hash).where(tuple_(n.level, n.idx).in_(chunk))).all()
+        if conn.dialect.name == "sqlite":
+            # SQLite scans the whole table for "(level, idx) IN (VALUES ...)"; one
+            # "level = L AND idx IN (...)" per level uses the primary key.
+            by_level: dict[int, set[int]] = {}
+            for level, idx in chunk:
+                by_level.setdefault(level, set()).add(idx)
+            where = or_(*(and_(n.level == lv, n.idx.in_(sorted(ix))) for lv, ix in by_level.items()))
+        else:  # PostgreSQL plans the row-value list on the primary key, and faster than the ORs
+            where = tuple_(n.level, n.idx).in_(chunk)
+        rows = conn.execute(select(n.level, n.idx, n.hash).where(where)).all()
         found.update({(int(r.level), int(r.idx)): bytes(r.hash) for r in rows})
     missing = [i for i in ids if i not in found]
     if missing:
@@ -188,6 +197,11 @@ def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
 def checkpoint(conn: Connection, size: int) -> StoredCheckpoint | None:
     row = conn.execute(select(ledger_checkpoints).where(ledger_checkpoints.c.size == size)).first()
     return _checkpoint(row) if row is not None else None
+
+
+def has_checkpoint(conn: Connection, size: int) -> bool:
+    c = ledger_checkpoints.c
+    return conn.execute(select(c.size).where(c.size == size)).first() is not None
 
 
 def checkpoints(conn: Connection) -> list[StoredCheckpoint]:
