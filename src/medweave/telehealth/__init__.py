@@ -1,0 +1,4 @@
+"""Telehealth: scheduling, the virtual waiting room, video visits and visit notes (issue 5).
+
+Pure modules (no I/O): ``availability``.
+"""
