@@ -16,6 +16,7 @@ TABLE_MODULES = (
     "medweave.audit.tables",
     "medweave.identity.tables",
     "medweave.ledger.tables",
+    "medweave.telehealth.tables",
 )
 
 
