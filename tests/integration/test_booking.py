@@ -151,3 +151,39 @@ def test_a_booking_is_audited(records: RecordService, practitioner: str) -> None
     assert audit is not None
     events = [e for e in audit.since(0) if e.entity_id == stored.res_id]
     assert [(e.interaction, e.patient_id, e.user_ref) for e in events] == [("create", pid, f"Patient/{pid}")]
+
+
+def test_staff_book_for_patients_in_their_care_only(records: RecordService, practitioner: str) -> None:
+    mine, stranger = new_patient(records, 1), new_patient(records, 2)
+    team = {
+        "resourceType": "CareTeam",
+        "status": "active",
+        "subject": {"reference": f"Patient/{mine}"},
+        "participant": [{"member": {"reference": f"Practitioner/{practitioner}"}}],
+    }
+    records.create(principal=OPERATOR, res_type="CareTeam", data=team)
+    clinician = Principal(
+        kind="user",
+        subject="user:grey",
+        scopes=ScopeSet.parse("user/*.cruds"),
+        role=Role.CLINICIAN,
+        practitioner_id=practitioner,
+    )
+    stored = book(
+        records,
+        principal=clinician,
+        patient_id=mine,
+        practitioner_id=practitioner,
+        slot=slot(NINE),
+        visit=VISIT,
+    )
+    assert stored.patient_id == mine
+    with pytest.raises(PermissionDenied):
+        book(
+            records,
+            principal=clinician,
+            patient_id=stranger,
+            practitioner_id=practitioner,
+            slot=slot(NINE + timedelta(hours=1)),
+            visit=VISIT,
+        )

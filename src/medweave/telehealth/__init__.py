@@ -1,5 +1,5 @@
 """Telehealth: scheduling, the virtual waiting room, video visits and visit notes (issue 5).
 
-Pure modules (no I/O): ``availability``. ``booking`` writes through the record store; only it
-touches ``tables``.
+Pure modules (no I/O): ``availability``, ``calendar_file``. ``booking`` writes through the
+record store; only it touches ``tables``.
 """
