@@ -1,5 +1,5 @@
 """Telehealth: scheduling, the virtual waiting room, video visits and visit notes (issue 5).
 
-Pure modules (no I/O): ``availability``, ``calendar_file``. ``booking`` writes through the
+Pure modules (no I/O): ``availability``, ``calendar_file``, ``turn``. ``booking`` writes through the
 record store; only it touches ``tables``.
 """
