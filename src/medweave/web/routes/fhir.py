@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +22,7 @@ from medweave.records.capability import capability_statement
 from medweave.records.service import RecordService
 from medweave.records.store import Stored, instant
 from medweave.records.transactions import process_bundle
+from medweave.telehealth.calendar_file import appointment_ics
 from medweave.web.auth import authenticate
 from medweave.web.body import read_form, read_json
 from medweave.web.responses import FhirResponse
@@ -324,3 +326,31 @@ async def version_receipt(request: Request, res_type: ResType, res_id: ResId, ve
     return Response(
         text, media_type=RECEIPT_TYPE, headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
+
+
+@router.get("/Appointment/{res_id}/$ics", summary="an appointment as an iCalendar file")
+async def appointment_calendar(request: Request, res_id: ResId) -> Response:
+    """The appointment as an RFC 5545 ``.ics`` file, for whoever may read it (the read is checked
+    and audited as a read)."""
+    principal = authenticate(request)
+    stored = await _call(
+        request, _records(request).read, principal=principal, res_type="Appointment", res_id=_id(res_id)
+    )
+    body = stored.body or {}
+    try:
+        start = datetime.fromisoformat(str(body["start"]))
+        end = datetime.fromisoformat(str(body["end"]))
+    except (KeyError, ValueError):
+        raise InvalidInput("this appointment has no start and end to put in a calendar") from None
+    kind = next((s.get("text") for s in body.get("serviceType", []) if s.get("text")), "appointment")
+    host = urlsplit(str(request.app.state.settings.base_url)).netloc or "medweave"
+    text = appointment_ics(
+        uid=f"{stored.res_id}@{host}",
+        start=start,
+        end=end,
+        summary=str(kind).capitalize(),
+        cancelled=body.get("status") == "cancelled",
+        sequence=stored.version_id - 1,
+    )
+    headers = {"Content-Disposition": f'attachment; filename="appointment-{stored.res_id}.ics"'}
+    return Response(text, media_type="text/calendar; charset=utf-8", headers=headers)
