@@ -62,6 +62,22 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     admin.dispose()
 
 
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A migrated embedded data folder, named by MEDWEAVE_DATA_DIR, for the CLI's commands."""
+    from medweave.config import Settings
+
+    for name in ("MEDWEAVE_MASTER_KEY", "MEDWEAVE_MASTER_KEY_FILE", "MEDWEAVE_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("MEDWEAVE_DATA_DIR", str(data))
+    engine = make_engine(Settings().effective_database_url)
+    upgrade(engine)
+    engine.dispose()
+    yield data
+
+
 TOKEN_SECRET = b"medweave-test-token-secret-32-bytes-long!"
 
 

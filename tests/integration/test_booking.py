@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,20 @@ def new_patient(records: RecordService, n: int) -> str:
     return records.create(principal=OPERATOR, res_type="Patient", data=body).res_id
 
 
+def book_as(
+    records: RecordService, pid: str, practitioner: str, start: datetime, *, for_pid: str | None = None
+) -> Any:
+    """``pid`` books a visit starting at ``start`` (for themselves, or for ``for_pid``)."""
+    return book(
+        records,
+        principal=patient_principal(pid),
+        patient_id=for_pid or pid,
+        practitioner_id=practitioner,
+        slot=slot(start),
+        visit=VISIT,
+    )
+
+
 @pytest.fixture
 def practitioner(records: RecordService) -> str:
     body = {"resourceType": "Practitioner", "name": [{"family": "Grey"}]}
@@ -48,14 +63,7 @@ def test_fifty_patients_one_slot_exactly_one_booking(records: RecordService, pra
     def attempt(pid: str) -> None:
         barrier.wait()
         try:
-            outcomes[pid] = book(
-                records,
-                principal=patient_principal(pid),
-                patient_id=pid,
-                practitioner_id=practitioner,
-                slot=slot(NINE),
-                visit=VISIT,
-            )
+            outcomes[pid] = book_as(records, pid, practitioner, NINE)
         except MedweaveError as exc:
             outcomes[pid] = exc
 
@@ -75,41 +83,13 @@ def test_overlaps_are_refused_and_cancelling_frees_the_slot(
     records: RecordService, practitioner: str
 ) -> None:
     a, b = new_patient(records, 1), new_patient(records, 2)
-    first = book(
-        records,
-        principal=patient_principal(a),
-        patient_id=a,
-        practitioner_id=practitioner,
-        slot=slot(NINE),
-        visit=VISIT,
-    )
+    first = book_as(records, a, practitioner, NINE)
     with pytest.raises(Conflict):  # 09:15-09:45 overlaps 09:00-09:30
-        book(
-            records,
-            principal=patient_principal(b),
-            patient_id=b,
-            practitioner_id=practitioner,
-            slot=slot(NINE + timedelta(minutes=15)),
-            visit=VISIT,
-        )
-    book(
-        records,
-        principal=patient_principal(b),
-        patient_id=b,
-        practitioner_id=practitioner,
-        slot=slot(NINE + timedelta(minutes=30)),
-        visit=VISIT,
-    )
+        book_as(records, b, practitioner, NINE + timedelta(minutes=15))
+    book_as(records, b, practitioner, NINE + timedelta(minutes=30))
     cancelled = cancel(records, principal=patient_principal(a), appointment_id=first.res_id)
     assert cancelled.body is not None and cancelled.body["status"] == "cancelled"
-    again = book(
-        records,
-        principal=patient_principal(b),
-        patient_id=b,
-        practitioner_id=practitioner,
-        slot=slot(NINE),
-        visit=VISIT,
-    )
+    again = book_as(records, b, practitioner, NINE)
     assert again.res_id != first.res_id
     with pytest.raises(MedweaveError):  # a cancelled booking cannot be cancelled twice
         cancel(records, principal=patient_principal(a), appointment_id=first.res_id)
@@ -118,35 +98,14 @@ def test_overlaps_are_refused_and_cancelling_frees_the_slot(
 def test_a_patient_books_only_for_themselves(records: RecordService, practitioner: str) -> None:
     me, other = new_patient(records, 1), new_patient(records, 2)
     with pytest.raises(PermissionDenied):
-        book(
-            records,
-            principal=patient_principal(me),
-            patient_id=other,
-            practitioner_id=practitioner,
-            slot=slot(NINE),
-            visit=VISIT,
-        )
+        book_as(records, me, practitioner, NINE, for_pid=other)
     # ...and the refused attempt left no booking behind: the slot is still free
-    assert book(
-        records,
-        principal=patient_principal(other),
-        patient_id=other,
-        practitioner_id=practitioner,
-        slot=slot(NINE),
-        visit=VISIT,
-    )
+    assert book_as(records, other, practitioner, NINE)
 
 
 def test_a_booking_is_audited(records: RecordService, practitioner: str) -> None:
     pid = new_patient(records, 1)
-    stored = book(
-        records,
-        principal=patient_principal(pid),
-        patient_id=pid,
-        practitioner_id=practitioner,
-        slot=slot(NINE),
-        visit=VISIT,
-    )
+    stored = book_as(records, pid, practitioner, NINE)
     audit = records.trail.audit
     assert audit is not None
     events = [e for e in audit.since(0) if e.entity_id == stored.res_id]

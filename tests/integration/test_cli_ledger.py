@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +13,9 @@ from typer.testing import CliRunner
 from medweave.cli.context import OPERATOR, record_service
 from medweave.cli.ledger import ledger_service
 from medweave.cli.main import app
-from medweave.config import Settings
-from medweave.db import make_engine
 from medweave.ledger import store
 from medweave.ledger.checkpoint import Checkpoint
 from medweave.ledger.note import generate
-from medweave.migrate import upgrade
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for name in ("MEDWEAVE_MASTER_KEY", "MEDWEAVE_MASTER_KEY_FILE", "MEDWEAVE_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    data = tmp_path / "data"
-    data.mkdir()
-    monkeypatch.setenv("MEDWEAVE_DATA_DIR", str(data))
-    engine = make_engine(Settings().effective_database_url)
-    upgrade(engine)
-    engine.dispose()
-    yield data
 
 
 def run(*args: str) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,19 +24,6 @@ from medweave.security.crypto import DecryptionFailed, MasterKey
 FAMILY, GIVEN, MRN = "Quillfeatherby", "Zebulonqx", "MRN-7731-QZX"
 PAT = "urn:uuid:11111111-1111-4111-8111-111111111111"
 ORG = "urn:uuid:22222222-2222-4222-8222-222222222222"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for name in ("MEDWEAVE_MASTER_KEY", "MEDWEAVE_MASTER_KEY_FILE", "MEDWEAVE_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    data = tmp_path / "data"
-    data.mkdir()
-    monkeypatch.setenv("MEDWEAVE_DATA_DIR", str(data))
-    engine = make_engine(Settings().effective_database_url)
-    upgrade(engine)
-    engine.dispose()
-    yield data
 
 
 def run(*args: str) -> Any:

@@ -12,6 +12,7 @@ PHI-free commitment the ledger hashes.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -315,6 +316,18 @@ class AuditRecord:
             entity_id=entity_id,
             body=canonical_json(event),
         )
+
+    def drifted(self) -> list[str]:
+        """The indexed fields that no longer say what ``body`` says ([] for a whole row).
+
+        They are copies made by ``from_event``, and what "who looked at my record" shows, so a
+        row edited behind its own AuditEvent shows here. ValueError if the body is unreadable."""
+        try:
+            rebuilt = AuditRecord.from_event(json.loads(self.body))
+        except (KeyError, TypeError, AttributeError, StopIteration):
+            raise ValueError("the AuditEvent body is unreadable") from None
+        names = [f.name for f in dataclasses.fields(self) if f.name not in ("seq", "body")]
+        return [name for name in names if getattr(rebuilt, name) != getattr(self, name)]
 
     def event(self) -> dict[str, Any]:
         """The AuditEvent resource, with ``id`` set to the sequence number once there is one."""

@@ -3,7 +3,7 @@
 Pure. The ledger hashes these with RFC 9162's leaf hash. Each is a few ASCII lines: a version
 tag, non-identifying facts (sequence number or method, time), and an HMAC-SHA-256 under the
 entry's salt over everything else (who, which patient, which resource, the body or the sealed
-blob's digest). A patient's salt is derived from their data key (``records.keys.ledger_salt``):
+blob's digest). A patient's salt is derived from their data key (``records.keys.ledger_salts``):
 after crypto-shredding the leaf still sits in the tree, but nobody can link it to the person,
 not even with a guess of its content. Entries of no patient get a random salt of their own.
 """

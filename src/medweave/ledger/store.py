@@ -135,14 +135,13 @@ def add_entries(conn: Connection, entries: Sequence[Entry]) -> None:
 
 def _entry(row: object) -> Entry:
     r = row._mapping  # type: ignore[attr-defined]
-    seq = r["sequenced"]
     return Entry(
         idx=int(r["idx"]),
         kind=r["kind"],
         ref=r["ref"],
         leaf_hash=bytes(r["leaf_hash"]),
         salt=bytes(r["salt"]) if r["salt"] is not None else None,
-        sequenced=seq if seq.tzinfo is not None else seq.replace(tzinfo=UTC),
+        sequenced=r["sequenced"],
         patient_tag=bytes(r["patient_tag"]) if r["patient_tag"] is not None else None,
     )
 
@@ -179,12 +178,11 @@ def add_checkpoint(conn: Connection, *, size: int, root: bytes, note: str) -> No
 
 def _checkpoint(row: object) -> StoredCheckpoint:
     r = row._mapping  # type: ignore[attr-defined]
-    created = r["created"]
     return StoredCheckpoint(
         size=int(r["size"]),
         root=bytes(r["root"]),
         note=r["note"],
-        created=created if created.tzinfo is not None else created.replace(tzinfo=UTC),
+        created=r["created"],
     )
 
 
@@ -329,8 +327,7 @@ def anchors(conn: Connection) -> list[tuple[Anchored, datetime]]:
     rows = conn.execute(select(ledger_anchors).where(a.tx_hash != PENDING).order_by(a.size)).all()
     out = []
     for r in rows:
-        created = r.created if r.created.tzinfo is not None else r.created.replace(tzinfo=UTC)
         out.append(
-            (Anchored(int(r.size), bytes(r.digest), int(r.chain_id), r.tx_hash, int(r.block)), created)
+            (Anchored(int(r.size), bytes(r.digest), int(r.chain_id), r.tx_hash, int(r.block)), r.created)
         )
     return out

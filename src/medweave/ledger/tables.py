@@ -25,7 +25,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
     Integer,
     LargeBinary,
     SmallInteger,
@@ -35,6 +34,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from medweave.audit.tables import UTCDateTime
 from medweave.db import metadata
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
@@ -48,7 +48,7 @@ ledger_entries = Table(
     Column("leaf_hash", LargeBinary(32), nullable=False),
     Column("salt", LargeBinary(32), nullable=True),
     Column("patient_tag", LargeBinary(32), nullable=True),
-    Column("sequenced", DateTime(timezone=True), nullable=False),
+    Column("sequenced", UTCDateTime, nullable=False),
     CheckConstraint("idx >= 0", name="ck_ledger_entries_idx"),
     UniqueConstraint("kind", "ref", name="uq_ledger_entries_ref"),
 )
@@ -67,7 +67,7 @@ ledger_checkpoints = Table(
     Column("size", _ID, primary_key=True, autoincrement=False),
     Column("root", LargeBinary(32), nullable=False),
     Column("note", Text, nullable=False),
-    Column("created", DateTime(timezone=True), nullable=False),
+    Column("created", UTCDateTime, nullable=False),
 )
 
 ledger_cosignatures = Table(
@@ -102,7 +102,7 @@ witness_logs = Table(
     Column("vkey", Text, nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("root", LargeBinary(32), nullable=True),
-    Column("updated", DateTime(timezone=True), nullable=True),
+    Column("updated", UTCDateTime, nullable=True),
 )
 
 ledger_anchors = Table(
@@ -113,5 +113,5 @@ ledger_anchors = Table(
     Column("chain_id", BigInteger, nullable=False),
     Column("tx_hash", String(80), nullable=False),
     Column("block", BigInteger, nullable=False),
-    Column("created", DateTime(timezone=True), nullable=False),
+    Column("created", UTCDateTime, nullable=False),
 )

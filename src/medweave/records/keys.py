@@ -137,12 +137,5 @@ def ledger_salts(
     return out
 
 
-def ledger_salt(
-    conn: Connection, *, master: MasterKey, patient_id: str, create: bool = False
-) -> bytes | None:
-    """One patient's ledger salt (see ``ledger_salts``)."""
-    return ledger_salts(conn, master=master, patient_ids=[patient_id], create=create)[patient_id]
-
-
 _SALT_CACHE_MAX = 100_000
 _LEDGER_SALT_INFO = b"medweave ledger salt v1"

@@ -286,13 +286,12 @@ async def history_instance(request: Request, res_type: ResType, res_id: ResId) -
     return FhirResponse(result)
 
 
-@router.get("/{res_type}/{res_id}/_history/{version_id}", summary="vread")
-async def vread(request: Request, res_type: ResType, res_id: ResId, version_id: str) -> Response:
+async def _vread(request: Request, res_type: str, res_id: str, version_id: str) -> Stored:
     principal = authenticate(request)
     # str.isdigit() also accepts "¹" and other Unicode digits that int() refuses (found by schemathesis).
     if not (version_id.isascii() and version_id.isdigit()) or len(version_id) > 9:
         raise NotFound(f"version {version_id!r} is not known")
-    stored = await _call(
+    return await _call(
         request,
         _records(request).vread,
         principal=principal,
@@ -300,7 +299,11 @@ async def vread(request: Request, res_type: ResType, res_id: ResId, version_id: 
         res_id=_id(res_id),
         version_id=int(version_id),
     )
-    return _resource_response(request, stored)
+
+
+@router.get("/{res_type}/{res_id}/_history/{version_id}", summary="vread")
+async def vread(request: Request, res_type: ResType, res_id: ResId, version_id: str) -> Response:
+    return _resource_response(request, await _vread(request, res_type, res_id, version_id))
 
 
 @router.get("/{res_type}/{res_id}/_history/{version_id}/$receipt", summary="ledger receipt of a version")
@@ -309,17 +312,7 @@ async def version_receipt(request: Request, res_type: ResType, res_id: ResId, ve
 
     Whoever may read the version may have its receipt (the read is checked and audited as a
     vread); ``medweave ledger verify-receipt`` checks it offline. 404 until it is sequenced."""
-    principal = authenticate(request)
-    if not (version_id.isascii() and version_id.isdigit()) or len(version_id) > 9:
-        raise NotFound(f"version {version_id!r} is not known")
-    stored = await _call(
-        request,
-        _records(request).vread,
-        principal=principal,
-        res_type=_type(res_type),
-        res_id=_id(res_id),
-        version_id=int(version_id),
-    )
+    stored = await _vread(request, res_type, res_id, version_id)
     ref = f"{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"
     text = await run_in_threadpool(lambda: request.app.state.ledger.receipt(kind="version", ref=ref))
     name = f"{stored.res_type}-{stored.res_id}-{stored.version_id}{MEDIA_EXTENSION}"
