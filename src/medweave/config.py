@@ -91,6 +91,42 @@ class Settings(BaseSettings):
     ledger_witness_quorum: int = Field(
         default=1, ge=0, description="Cosignatures a checkpoint needs to count as witnessed."
     )
+    telehealth_signaling: str = Field(
+        default="embedded",
+        description="Where video-visit signaling meets: 'embedded' (this process) or a Redis URL "
+        "(pub/sub across app processes).",
+    )
+    telehealth_stun_urls: str = Field(
+        default="", description="STUN servers for calls, space-separated (stun:stun.example.org:3478)."
+    )
+    telehealth_turn_urls: str = Field(
+        default="",
+        description="TURN servers for calls, space-separated (turn:turn.example.org:3478?transport=udp).",
+    )
+    telehealth_turn_secret_file: Path | None = Field(
+        default=None, description="File holding coturn's static-auth-secret (REST-API TURN credentials)."
+    )
+    telehealth_ice_policy: str = Field(
+        default="all",
+        pattern="^(all|relay)$",
+        description="'all', or 'relay' to send all media through TURN (strict networks, tests).",
+    )
+    telehealth_no_show_minutes: int = Field(
+        default=15,
+        ge=1,
+        description="Minutes after the start before a patient who never checked in is a no-show.",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for reminders (off when unset).")
+    smtp_port: int = Field(default=587, description="SMTP port (587 with STARTTLS, 465 with TLS, 25 plain).")
+    smtp_username: str | None = Field(default=None, description="SMTP user, if the server asks for one.")
+    smtp_password_file: Path | None = Field(default=None, description="File holding the SMTP password.")
+    smtp_from: str = Field(default="medweave@localhost", description="Sender address of reminders.")
+    smtp_tls: str = Field(
+        default="starttls", pattern="^(starttls|tls|none)$", description="'starttls', 'tls' or 'none'."
+    )
+    reminder_hours: int = Field(
+        default=24, ge=1, description="How long before a visit its reminder goes out."
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -134,6 +134,7 @@ def build_clinic(
     *,
     base_url: str = "http://testserver",
     enrolled: tuple[str, ...] = ("grey", "ada"),
+    settings: dict[str, Any] | None = None,
 ) -> Clinic:
     identity = IdentityService(engine=records.engine, master=records.master)
     alice, bob, practitioner = seed_records(records)
@@ -149,9 +150,9 @@ def build_clinic(
         "newbie": identity.create_user(username="newbie", role="therapist", password=PASSWORD).id,
     }
     secrets = {name: enrol(identity, ids[name]) for name in enrolled}
-    settings = Settings(data_dir=tmp_path / "data", base_url=base_url)
-    auth = Authenticator(secret=TOKEN_SECRET, issuer=base_url, audience=settings.fhir_base)
-    app = create_app(settings, records=records, authenticator=auth, identity=identity)
+    config = Settings(data_dir=tmp_path / "data", base_url=base_url, **(settings or {}))
+    auth = Authenticator(secret=TOKEN_SECRET, issuer=base_url, audience=config.fhir_base)
+    app = create_app(config, records=records, authenticator=auth, identity=identity)
     return Clinic(app, identity, records, alice, bob, practitioner, secrets, ids)
 
 

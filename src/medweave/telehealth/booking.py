@@ -85,6 +85,8 @@ def book(
                         start=slot.start.astimezone(UTC),
                         end=slot.end.astimezone(UTC),
                         status="booked",
+                        patient_id=patient_id,
+                        modality=visit.modality,
                     )
                 )
         except IntegrityError:
@@ -133,6 +135,51 @@ def cancel(records: RecordService, *, principal: Principal, appointment_id: str)
         return stored
 
 
+def reschedule(
+    records: RecordService, *, principal: Principal, appointment_id: str, slot: SlotTime
+) -> Stored:
+    """Move a live booking to ``slot`` of the same practitioner, in one transaction: the old time
+    is free and the new one taken together, or nothing changes (409 if the new time is taken)."""
+    if slot.start.tzinfo is None or not slot.start < slot.end:
+        raise InvalidInput("a slot is a time-zone-aware period that ends after it starts")
+
+    def run(conn: Connection) -> Stored:
+        b = telehealth_bookings.c
+        row = conn.execute(select(telehealth_bookings).where(b.appointment_id == appointment_id)).first()
+        if row is None or row.status != "booked" or row.visit_state != "scheduled":
+            raise NotFound(f"Appointment/{appointment_id} is not a booking that can move")
+        _lock_calendar(conn, row.practitioner_id)
+        if _overlapping(conn, row.practitioner_id, slot, besides=appointment_id):
+            raise Conflict("that time is already booked")
+        current = store.read_current(
+            conn, master=records.master, res_type="Appointment", res_id=appointment_id
+        )
+        body = {
+            **(current.body or {}),
+            "start": slot.start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "end": slot.end.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        stored = records.write_in(
+            conn, principal=principal, res_type="Appointment", res_id=appointment_id, body=body
+        )
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    update(telehealth_bookings)
+                    .where(b.appointment_id == appointment_id)
+                    .values(start=slot.start.astimezone(UTC), end=slot.end.astimezone(UTC))
+                )
+        except IntegrityError:
+            raise Conflict("that time is already booked") from None
+        return stored
+
+    with records.trail.event(principal, "update", res_type="Appointment", res_id=appointment_id) as note:
+        stored = records.in_write(run)
+        note.version_id = stored.version_id
+        note.patients.update(p for p in (stored.patient_id,) if p)
+        return stored
+
+
 def _lock_calendar(conn: Connection, practitioner_id: str) -> None:
     """Take the practitioner's calendar lock for the rest of the transaction (made on first use)."""
     if conn.dialect.name == "postgresql":
@@ -153,13 +200,14 @@ def _lock_calendar(conn: Connection, practitioner_id: str) -> None:
         conn.execute(telehealth_calendars.insert().values(practitioner_id=practitioner_id, bookings=0))
 
 
-def _overlapping(conn: Connection, practitioner_id: str, slot: SlotTime) -> bool:
+def _overlapping(conn: Connection, practitioner_id: str, slot: SlotTime, *, besides: str = "") -> bool:
     b = telehealth_bookings.c
     found = conn.execute(
         select(b.appointment_id)
         .where(
             and_(
                 b.practitioner_id == practitioner_id,
+                b.appointment_id != besides,
                 b.status == "booked",
                 b.start < slot.end.astimezone(UTC),
                 b.end > slot.start.astimezone(UTC),

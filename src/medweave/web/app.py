@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -26,13 +28,17 @@ from medweave.ledger.witnessing import parse_witnesses, request_cosignatures
 from medweave.records.service import RecordService
 from medweave.security.crypto import load_or_create_master_key
 from medweave.security.tokens import load_or_create_token_secret
+from medweave.telehealth.calls import Calls
+from medweave.telehealth.reminders import Mailer, send_due
+from medweave.telehealth.visits import mark_no_shows
 from medweave.web import errors
 from medweave.web.auth import Authenticator
 from medweave.web.headers import SecurityHeaders
 from medweave.web.pages.session import session_principal
-from medweave.web.routes import fhir, oauth, pages
+from medweave.web.routes import fhir, oauth, pages, visits
 from medweave.web.routes import ledger as ledger_routes
 
+log = logging.getLogger("medweave.web")
 STATIC = Path(__file__).resolve().parent / "static"
 _METHOD_INTERACTION = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}
 
@@ -112,18 +118,24 @@ def create_app(
     authenticator: Authenticator | None = None,
     identity: IdentityService | None = None,
     ledger: LedgerService | None = None,
+    calls: Calls | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
     records = records or build_records(settings)
     identity = identity or IdentityService(engine=records.engine, master=records.master)
     ledger = ledger or build_ledger(settings, records)
+    authenticator = authenticator or build_authenticator(settings, identity=identity)
+    calls = calls or Calls.from_settings(settings, token_secret=authenticator.secret)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         interval = settings.ledger_interval_ms / 1000
         after = witness_step(settings, ledger)
         sequencer = Sequencer(ledger, interval=interval, after=after).start() if interval > 0 else None
+        sweeper = asyncio.create_task(_every_minute(telehealth_sweep(records, settings)))
         yield
+        sweeper.cancel()
+        await calls.hub.close()
         if sequencer is not None:
             sequencer.stop()
         if records.trail.audit is not None:
@@ -137,7 +149,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.records = records
-    app.state.authenticator = authenticator or build_authenticator(settings, identity=identity)
+    app.state.authenticator = authenticator
+    app.state.calls = calls
     app.state.identity = identity
     app.state.ledger = ledger
     app.state.session_principal = session_principal
@@ -146,10 +159,55 @@ def create_app(
     app.include_router(fhir.router)
     app.include_router(pages.router)
     app.include_router(ledger_routes.router)
+    app.include_router(visits.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.middleware("http")(_audit_unserved)
     app.add_middleware(SecurityHeaders, tls=settings.base_url.startswith("https://"))
     return app
+
+
+def mailer(settings: Settings) -> Mailer | None:
+    """The SMTP server of reminders, when ``MEDWEAVE_SMTP_HOST`` is set."""
+    if not settings.smtp_host:
+        return None
+    return Mailer(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        tls=settings.smtp_tls,
+        username=settings.smtp_username,
+        password_file=settings.smtp_password_file,
+        sender=settings.smtp_from,
+    )
+
+
+def telehealth_sweep(records: RecordService, settings: Settings) -> Callable[[], object]:
+    """One run of the minute's telehealth chores: mark no-shows, send the reminders that are due."""
+    grace = timedelta(minutes=settings.telehealth_no_show_minutes)
+    smtp = mailer(settings)
+
+    def run() -> None:
+        now = datetime.now(UTC)
+        mark_no_shows(records, now=now, grace=grace)
+        if smtp is not None:
+            send_due(
+                records,
+                send=smtp.send,
+                sender=smtp.sender,
+                base_url=settings.base_url,
+                now=now,
+                ahead=timedelta(hours=settings.reminder_hours),
+            )
+
+    return run
+
+
+async def _every_minute(chore: Callable[[], object]) -> None:
+    while True:
+        try:
+            await run_in_threadpool(chore)
+        except Exception as exc:  # a busy database or mail server: try again next minute
+            log.warning("the telehealth sweep failed: %s", type(exc).__name__)
+        await asyncio.sleep(60)
 
 
 async def _audit_unserved(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

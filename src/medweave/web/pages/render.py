@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from medweave.identity import Session
-from medweave.security.principal import STAFF_ROLES, Role
+from medweave.security.principal import CARE_ROLES, STAFF_ROLES, Role
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 HTMX = "/static/vendor/htmx-2.0.11.min.js"
@@ -34,10 +34,12 @@ def navigation(session: Session | None) -> list[tuple[str, str]]:
         return []
     role = session.user.role
     if role == Role.PATIENT:
-        return [("/me", "My record"), ("/ledger", "Records ledger")]
+        return [("/me", "My record"), ("/visits", "My visits"), ("/ledger", "Records ledger")]
     items: list[tuple[str, str]] = []
     if role != Role.ADMIN:
         items.append(("/patients", "My patients"))
+    if role in CARE_ROLES:
+        items += [("/clinic/today", "Today's visits"), ("/schedule", "My availability")]
     if role == Role.ADMIN:
         items += [
             ("/admin/users", "Users"),
