@@ -21,6 +21,7 @@ expiry, and using it yields a guest room token that lasts until the end of the v
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -56,7 +57,12 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict, canonical base64url: a character outside the alphabet, or unused bits that are not
+    zero (two spellings of the same bytes), is an error."""
+    data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    if _b64(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def issue(key: bytes, *, room: str, who: str, role: str, name: str, expires: datetime) -> str:
@@ -78,7 +84,7 @@ def verify(key: bytes, token: object, *, room: str, now: datetime) -> RoomPass:
     body, tag = token.split(".")
     try:
         payload, given = _unb64(body), _unb64(tag)
-    except ValueError:
+    except (ValueError, binascii.Error):
         raise RoomTokenRefused("not a room token") from None
     if not hmac.compare_digest(hmac.new(key, payload, hashlib.sha256).digest(), given):
         raise RoomTokenRefused("the room token's signature does not match")
