@@ -246,6 +246,9 @@ def journey(browser: Any, url: str, clinic: Any, mode: str, result: dict[str, An
     if mode == "direct":
         shot(clinician, "telehealth-call", docs=True)
 
+    if mode == "direct":
+        group_call(browser, clinician, patient, result)
+
     # The patient's signaling drops mid-call; the page reconnects and the call goes on, no reload.
     before = max(inbound_frames(patient) or [0])
     patient.evaluate("window.medweaveVisit.socket().close(4000, 'network drop')")
@@ -303,6 +306,46 @@ def journey(browser: Any, url: str, clinic: Any, mode: str, result: dict[str, An
     result["page_errors"] = [e for e in errors if "404" not in e]
     patient_ctx.close()
     clinician_ctx.close()
+
+
+def decoding_peers(tab: Any) -> int:
+    return sum(1 for frames in inbound_frames(tab) if frames > 0)
+
+
+def group_call(browser: Any, clinician: Any, patient: Any, result: dict[str, Any]) -> None:
+    """The clinician invites an interpreter and a family member with one-time links: a mesh of
+    four, where everyone decodes the three others. A link works once."""
+    guests = []
+    links = []
+    for label in ("Interpreter", "Daughter"):
+        clinician.get_by_label("Who (shown to the others)").fill(label)
+        clinician.get_by_role("button", name="Make a one-time link").click()
+        expect(clinician.get_by_label(f"Link for {label}")).to_be_visible()
+        links.append(clinician.get_by_label(f"Link for {label}").input_value())
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = context.new_page()
+        tab.set_default_timeout(15_000)
+        tab.goto(links[-1])
+        expect(tab.locator("#call")).to_be_visible()
+        guests.append((context, tab))
+    tabs = {"clinician": clinician, "patient": patient, "guest1": guests[0][1], "guest2": guests[1][1]}
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and min(decoding_peers(t) for t in tabs.values()) < 3:
+        time.sleep(0.2)
+    result["mesh_decoding"] = {name: decoding_peers(t) for name, t in tabs.items()}
+    shot(clinician, "telehealth-group-call", docs=True)
+    reused = browser.new_context()
+    again = reused.new_page()
+    again.goto(links[0])
+    expect(again.locator("#join-status")).to_contain_text("already used")
+    result["link_reuse_refused"] = True
+    reused.close()
+    for context, _tab in guests:
+        context.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and clinician.evaluate("window.medweaveVisit.links().length") != 1:
+        time.sleep(0.2)
+    result["after_guests_left"] = clinician.evaluate("window.medweaveVisit.links().length")
 
 
 def main() -> int:

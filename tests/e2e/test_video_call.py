@@ -44,6 +44,9 @@ def test_video_visit_end_to_end(mode: str, tmp_path: Path) -> None:
         assert all(p["local"] == "host" and p["remote"] == "host" for p in pairs), pairs
     assert result["quality"] in ("good", "fair", "poor", "connecting")
     assert result["chat_both_ways"] is True
+    if mode == "direct":  # four in a mesh: each decodes the three others; links work once
+        assert result["mesh_decoding"] == {"clinician": 3, "patient": 3, "guest1": 3, "guest2": 3}
+        assert result["link_reuse_refused"] is True and result["after_guests_left"] == 1
     # The dropped signaling came back and media kept flowing, without a page load.
     reconnect = result["reconnect"]
     assert reconnect["same_page"] is True and reconnect["recovered_s"] is not None, reconnect

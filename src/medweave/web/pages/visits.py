@@ -25,7 +25,7 @@ from medweave.security.principal import CARE_ROLES, Role
 from medweave.telehealth import booking, hours_text, schedule, visits
 from medweave.telehealth.availability import Availability, AvailabilityError, SlotTime
 from medweave.web.pages import routing
-from medweave.web.pages.render import page
+from medweave.web.pages.render import fragment, page
 from medweave.web.pages.routing import Current, Form, redirect, require_role
 from medweave.web.pages.views import human_name
 
@@ -353,14 +353,11 @@ def invite(
         now=datetime.now(UTC),
     )
     base = str(request.app.state.settings.base_url).rstrip("/")
-    return page(
-        request,
-        "invite.html",
-        title="Invitation link",
-        link=f"{base}/join#{secret}",
-        visit=visit,
-        label=form.get("label"),
-    )
+    label = " ".join(form.get("label").split())
+    link = f"{base}/join#{secret}"  # after '#': browsers never send it, so no server logs it
+    if request.headers.get("hx-request") == "true":  # from the call page: stay in the call
+        return fragment("_invite_link.html", link=link, label=label)
+    return page(request, "invite.html", title="Invitation link", link=link, visit=visit, label=label)
 
 
 # -- guests ----------------------------------------------------------------------------------------

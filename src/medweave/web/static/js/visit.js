@@ -161,7 +161,7 @@
       }
       case "peer-joined":
         members.set(msg.peer, msg);
-        if (state === "in-call") link(msg.peer);
+        if (state === "in-call") ensureMedia().then(() => link(msg.peer));
         break;
       case "peer-left":
         members.delete(msg.peer);
@@ -198,17 +198,27 @@
   // -- the call ------------------------------------------------------------------------------------
   const offerer = (peer) => me !== null && me < peer;
 
+  // Local media is asked for once; signals that arrive meanwhile wait for it, in order, so an
+  // offer that comes while the camera is starting is answered, not lost.
+  let mediaReady = null;
+  function ensureMedia() {
+    if (!mediaReady) {
+      mediaReady = (async () => {
+        try {
+          localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+        } catch (e) {
+          localStream = new MediaStream();
+          statusLine.textContent = "Your camera or microphone is not available; you can still see and hear the others.";
+        }
+        $("local-video").srcObject = localStream;
+      })();
+    }
+    return mediaReady;
+  }
+
   async function startCall() {
     $("call").hidden = false;
-    if (!localStream) {
-      try {
-        localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-      } catch (e) {
-        localStream = new MediaStream();
-        statusLine.textContent = "Your camera or microphone is not available; you can still see and hear the others.";
-      }
-      $("local-video").srcObject = localStream;
-    }
+    await ensureMedia();
     for (const peer of members.keys()) link(peer);
   }
 
@@ -272,6 +282,7 @@
   }
 
   async function onSignal(peer, data) {
+    if (state === "in-call") await ensureMedia();
     let entry = links.get(peer);
     if (!entry && state === "in-call") entry = link(peer);
     if (!entry) return;
