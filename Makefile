@@ -52,6 +52,7 @@ lint: dev
 bench: dev
 	$(BIN)/python bench/records.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/telehealth.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

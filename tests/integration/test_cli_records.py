@@ -403,6 +403,10 @@ def test_demo_seed_imports_synthetic_patients(data_dir: Path) -> None:
         for username in ("clinician", "therapist", "labtech", "datascientist", "admin", "patient"):
             assert f"  {username} " in out
     assert _search_total("CareTeam", participant="Practitioner/demo-clinician", status="active") == 1
+    # The clinician and therapist take video visits, so the demo can book one (once, not again).
+    assert _search_total("Schedule", actor="Practitioner/demo-clinician") == 1
+    assert _search_total("Schedule", actor="Practitioner/demo-therapist") == 1
+    assert _search_total("Schedule") == 2
 
 
 def test_rotate_master_key_moves_totp_secrets_too(data_dir: Path, tmp_path: Path) -> None:

@@ -23,6 +23,9 @@ app.add_typer(ledger_app, name="ledger")
 app.command("worker")(worker_command)
 
 
+WS_MAX_BYTES = 128 * 1024
+
+
 @app.command()
 @one_line_errors
 def serve(
@@ -36,7 +39,18 @@ def serve(
 
     cfg = settings()
     app_ = create_app(cfg)
-    uvicorn.run(app_, host=host or cfg.host, port=port or cfg.port, log_level="info", access_log=False)
+    uvicorn.run(
+        app_,
+        host=host or cfg.host,
+        port=port or cfg.port,
+        log_level="info",
+        access_log=False,
+        # Signaling frames are small and bounded (telehealth.signaling.MAX_SIGNAL_BYTES): refuse
+        # bigger ones before buffering them, and skip per-message deflate, whose zlib state per
+        # socket costs memory at thousands of sockets and CPU on every frame.
+        ws_max_size=WS_MAX_BYTES,
+        ws_per_message_deflate=False,
+    )
 
 
 if __name__ == "__main__":

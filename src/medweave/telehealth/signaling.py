@@ -131,6 +131,8 @@ class Hub:
     bus: Bus = field(default_factory=LocalBus)
     grace: float = GRACE_SECONDS
     _peers: dict[str, Peer] = field(default_factory=dict)  # the peers connected to THIS process
+    _rooms: dict[str, dict[str, Peer]] = field(default_factory=dict)  # the same, by room
+    _roster: dict[str, set[str]] = field(default_factory=dict)  # every peer of a watched room
     _started: bool = False
     _reapers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -158,8 +160,11 @@ class Hub:
         if not await self.bus.add_member(room, {**peer.public(), "who": who}, limit=MAX_PEERS):
             raise SignalingError(f"this call already has {MAX_PEERS} participants")
         self._peers[peer.peer] = peer
+        self._rooms.setdefault(room, {})[peer.peer] = peer
         await self.bus.watch(room)
-        others = [m for m in await self.bus.members(room) if m["peer"] != peer.peer]
+        members = await self.bus.members(room)
+        self._roster.setdefault(room, set()).update(m["peer"] for m in members)
+        others = [m for m in members if m["peer"] != peer.peer]
         await self.bus.publish(
             {"room": room, "to": None, "from": peer.peer, "msg": {"type": "peer-joined", **peer.public()}}
         )
@@ -182,6 +187,8 @@ class Hub:
     async def leave(self, peer: Peer) -> None:
         if self._peers.pop(peer.peer, None) is None:
             return
+        here = self._rooms.get(peer.room, {})
+        here.pop(peer.peer, None)
         await self.bus.remove_member(peer.room, peer.peer)
         await self.bus.publish(
             {
@@ -191,7 +198,9 @@ class Hub:
                 "msg": {"type": "peer-left", "peer": peer.peer},
             }
         )
-        if not any(p.room == peer.room for p in self._peers.values()):
+        if not here:
+            self._rooms.pop(peer.room, None)
+            self._roster.pop(peer.room, None)
             await self.bus.unwatch(peer.room)
 
     async def close_room(self, room: str, message: dict[str, Any]) -> None:
@@ -200,7 +209,9 @@ class Hub:
         await self.bus.publish({"room": room, "to": None, "from": None, "msg": message})
 
     def local_peers(self, room: str | None = None) -> list[Peer]:
-        return [p for p in self._peers.values() if room is None or p.room == room]
+        if room is not None:
+            return list(self._rooms.get(room, {}).values())
+        return list(self._peers.values())
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -223,8 +234,7 @@ class Hub:
             to, data = msg.get("to"), msg.get("data")
             if not isinstance(to, str) or not isinstance(data, dict):
                 raise SignalingError("a signal names a peer ('to') and carries an object ('data')")
-            members = {m["peer"] for m in await self.bus.members(peer.room)}
-            if to not in members:
+            if to not in self._roster.get(peer.room, ()):
                 raise SignalingError("no such peer in this call")
             await self.bus.publish(
                 {
@@ -254,15 +264,23 @@ class Hub:
 
     async def _deliver(self, envelope: dict[str, Any]) -> None:
         room, to, sender, msg = envelope["room"], envelope.get("to"), envelope.get("from"), envelope["msg"]
-        targets = [
-            p
-            for p in list(self._peers.values())
-            if p.room == room and (p.peer == to if to else p.peer != sender) and p.send is not None
-        ]
+        here = self._rooms.get(room)
+        if here is None:
+            return
+        kind = msg.get("type")
+        if kind == "peer-joined":  # keep the roster of the room: who a signal may go to
+            self._roster.setdefault(room, set()).add(msg["peer"])
+        elif kind == "peer-left":
+            self._roster.get(room, set()).discard(msg["peer"])
+        if to:
+            target = here.get(to)
+            targets = [target] if target is not None else []
+        else:
+            targets = [p for p in here.values() if p.peer != sender]
         for target in targets:
             send = target.send
             if send is None:
-                continue
+                continue  # away: within its grace period, it reconnects and is told what it needs
             try:
                 await send(msg)
             except Exception as exc:  # a socket closing under us: its own handler drops it
