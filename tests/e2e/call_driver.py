@@ -172,7 +172,7 @@ def journey(browser: Any, url: str, clinic: Any, mode: str, result: dict[str, An
     patient.get_by_label("Username").fill("alice")
     patient.get_by_label("Password").fill(PASSWORD)
     patient.get_by_role("button", name="Sign in").click()
-    patient.get_by_role("link", name="My visits").click()
+    patient.get_by_role("navigation", name="Main").get_by_role("link", name="My visits").click()
     patient.get_by_role("link", name="Book a visit").click()
     patient.get_by_label("Clinician").select_option(label="grey")
     patient.get_by_role("button", name="Show free times").click()
@@ -243,6 +243,22 @@ def journey(browser: Any, url: str, clinic: Any, mode: str, result: dict[str, An
     clinician.get_by_role("button", name="Send").click()
     expect(patient.locator("#chat-log")).to_contain_text("Yes, loud and clear")
     result["chat_both_ways"] = True
+
+    # Mute and camera off act on the tracks the others receive, and say so to screen readers.
+    tracks = (
+        "(() => { const s = document.getElementById('local-video').srcObject;"
+        " return [s.getAudioTracks()[0].enabled, s.getVideoTracks()[0].enabled]; })()"
+    )
+    controls: list[Any] = []
+    for name in ("Mute", "Camera off"):
+        button = clinician.get_by_role("button", name=name, exact=True)
+        button.click()
+        pressed = clinician.locator("[aria-pressed=true]")
+        controls.append([pressed.last.inner_text(), clinician.evaluate(tracks)])
+    clinician.get_by_role("button", name="Unmute").click()
+    clinician.get_by_role("button", name="Camera on").click()
+    controls.append(clinician.evaluate(tracks))
+    result["controls"] = controls
     if mode == "direct":
         shot(clinician, "telehealth-call", docs=True)
 

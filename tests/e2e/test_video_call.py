@@ -44,6 +44,7 @@ def test_video_visit_end_to_end(mode: str, tmp_path: Path) -> None:
         assert all(p["local"] == "host" and p["remote"] == "host" for p in pairs), pairs
     assert result["quality"] in ("good", "fair", "poor", "connecting")
     assert result["chat_both_ways"] is True
+    assert result["controls"] == [["Unmute", [False, True]], ["Camera on", [False, False]], [True, True]]
     if mode == "direct":  # four in a mesh: each decodes the three others; links work once
         assert result["mesh_decoding"] == {"clinician": 3, "patient": 3, "guest1": 3, "guest2": 3}
         assert result["link_reuse_refused"] is True and result["after_guests_left"] == 1

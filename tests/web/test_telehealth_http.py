@@ -44,3 +44,65 @@ def test_an_appointment_downloads_as_ics(client: Any, app: Any) -> None:
     assert client.get("/fhir/Appointment/no-such/$ics").status_code == 404
     undated = _appointment(client, pid)
     assert client.get(f"/fhir/Appointment/{undated}/$ics").status_code == 400
+
+
+def test_free_slots_of_a_published_schedule(client: Any, app: Any) -> None:
+    from datetime import time, timedelta
+
+    from medweave.security.principal import Principal
+    from medweave.telehealth import schedule
+    from medweave.telehealth.availability import Availability, Hours, SlotTime, VisitType
+    from medweave.telehealth.booking import book
+
+    records = app.state.records
+    practitioner = client.post("/fhir/Practitioner", json={"resourceType": "Practitioner"}).json()["id"]
+    patient = client.post("/fhir/Patient", json={"resourceType": "Patient"}).json()["id"]
+    published = schedule.publish(
+        records,
+        principal=Principal.internal("test"),
+        practitioner_id=practitioner,
+        availability=Availability("Europe/London", (Hours(time(9), time(10), weekday=0),)),
+        visit_types=(VisitType("standard", 20, 10, "video"), VisitType("long", 50, 0, "in-person")),
+        now=datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    url = f"/fhir/Schedule/{published.schedule_id}/$slots"
+    window = {"start": "2027-01-04T00:00:00Z", "end": "2027-01-05T00:00:00Z"}
+    r = client.get(url, params=window)
+    assert r.status_code == 200, r.text
+    bundle = r.json()
+    assert bundle["type"] == "searchset" and bundle["total"] == 2
+    starts = [e["resource"]["start"] for e in bundle["entry"]]
+    assert starts == ["2027-01-04T09:00:00Z", "2027-01-04T09:30:00Z"]
+    slot = bundle["entry"][0]["resource"]
+    assert slot["resourceType"] == "Slot" and slot["status"] == "free"
+    assert slot["schedule"] == {"reference": f"Schedule/{published.schedule_id}"}
+    long = client.get(url, params={**window, "visit-type": "long"}).json()
+    assert [e["resource"]["end"] for e in long["entry"]] == ["2027-01-04T09:50:00Z"]
+
+    start = datetime(2027, 1, 4, 9, tzinfo=UTC)
+    book(
+        records,
+        principal=Principal.internal("test"),
+        patient_id=patient,
+        practitioner_id=practitioner,
+        slot=SlotTime(start, start + timedelta(minutes=20)),
+        visit=published.visit_types[0],
+    )
+    after = client.get(url, params=window).json()
+    assert [e["resource"]["start"] for e in after["entry"]] == ["2027-01-04T09:30:00Z"]
+
+    for bad in (
+        {"start": "monday"},
+        {"start": "2027-01-04T09:00:00"},  # no time zone
+        {"start": "2027-01-04T00:00:00Z", "end": "2027-06-04T00:00:00Z"},  # over 90 days
+        {"start": "2027-01-05T00:00:00Z", "end": "2027-01-04T00:00:00Z"},
+        {"visit-type": "nope"},
+    ):
+        r = client.get(url, params=bad)
+        assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome", bad
+    unpublished = client.post(
+        "/fhir/Schedule",
+        json={"resourceType": "Schedule", "actor": [{"reference": f"Practitioner/{practitioner}"}]},
+    ).json()["id"]
+    assert client.get(f"/fhir/Schedule/{unpublished}/$slots").status_code == 404
+    assert client.get("/fhir/Schedule/no-such/$slots").status_code == 404

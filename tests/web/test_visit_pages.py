@@ -67,17 +67,28 @@ def alice_visit(clinic: Clinic, *, start: datetime | None = None) -> str:
 
 
 @pytest.fixture
-def browsers(clinic: Clinic) -> Iterator[dict[str, TestClient]]:
+def server(clinic: Clinic) -> Iterator[TestClient]:
+    """The app, started once (its lifespan), with its event loop: one server, as uvicorn runs it."""
+    with TestClient(clinic.app) as running:
+        yield running
+
+
+def browser(clinic: Clinic, server: TestClient) -> TestClient:
+    """A browser of its own (its own cookies) talking to the one running server. Clients that each
+    ran the app on their own event loop would share the signaling hub across loops, which no
+    real server does."""
+    client = TestClient(clinic.app)
+    client.portal = server.portal
+    return client
+
+
+@pytest.fixture
+def browsers(clinic: Clinic, server: TestClient) -> dict[str, TestClient]:
     """Signed-in clients of Alice (patient), Grey (her clinician) and Bob (another patient)."""
-    clients = {name: TestClient(clinic.app) for name in ("alice", "grey", "bob")}
-    for c in clients.values():
-        c.__enter__()
-    tokens = {name: sign_in(c, clinic, name) for name, c in clients.items()}
+    clients = {name: browser(clinic, server) for name in ("alice", "grey", "bob")}
     for name, c in clients.items():
-        c.headers["x-csrf-token"] = tokens[name]
-    yield clients
-    for c in clients.values():
-        c.__exit__(None, None, None)
+        c.headers["x-csrf-token"] = sign_in(c, clinic, name)
+    return clients
 
 
 def post(client: TestClient, path: str, data: dict[str, str] | None = None) -> Any:
@@ -140,6 +151,8 @@ def test_patient_books_reschedules_and_cancels_from_the_pages(
     assert visits.load(clinic.records.engine, aid).start == datetime.fromisoformat(offered[1])
     listing = alice.get("/visits").text
     assert f"/visits/{aid}" in listing and f"/fhir/Appointment/{aid}/$ics" in listing
+    home = alice.get("/me").text  # the home page lists it too, in her zone once the script runs
+    assert f'href="/visits/{aid}"' in home and f'datetime="{offered[1]}"' in home
     # Bob cannot cancel, open or read Alice's visit.
     bob = browsers["bob"]
     assert post(bob, f"/visits/{aid}/cancel").status_code == 404
@@ -244,13 +257,13 @@ def test_waiting_room_admission_chat_signaling_and_hang_up(
     assert "Feels better" in grey.get(f"/visits/{aid}").text
 
 
-def test_socket_refusals(browsers: dict[str, TestClient], clinic: Clinic) -> None:
+def test_socket_refusals(browsers: dict[str, TestClient], clinic: Clinic, server: TestClient) -> None:
     aid = alice_visit(clinic)
     alice = browsers["alice"]
     post(alice, f"/visits/{aid}/check-in")
     token = alice.get(f"/visits/{aid}/room").json()["token"]
     # No session: refused at the handshake, whatever the token.
-    assert refused(TestClient(clinic.app), aid, token) == 4401
+    assert refused(browser(clinic, server), aid, token) == 4401
     # A foreign origin (cross-site WebSocket hijacking): refused.
     assert refused(alice, aid, token, headers={"origin": "https://evil.example"}) == 4403
     assert refused(alice, aid, token, headers={}) == 4403
@@ -277,7 +290,9 @@ def test_socket_refusals(browsers: dict[str, TestClient], clinic: Clinic) -> Non
         assert closed.value.code == 4401
 
 
-def test_one_time_link_lets_a_guest_in_once(browsers: dict[str, TestClient], clinic: Clinic) -> None:
+def test_one_time_link_lets_a_guest_in_once(
+    browsers: dict[str, TestClient], clinic: Clinic, server: TestClient
+) -> None:
     aid = alice_visit(clinic)
     alice, grey = browsers["alice"], browsers["grey"]
     post(alice, f"/visits/{aid}/check-in")
@@ -287,8 +302,7 @@ def test_one_time_link_lets_a_guest_in_once(browsers: dict[str, TestClient], cli
     link = re.search(r'value="(http://testserver/join#[^"]+)"', page.text)
     assert link, page.text
     secret = link.group(1).split("#", 1)[1]
-    # Browsers of their own: clients without the app's lifespan (the signed-in ones run it).
-    guest = TestClient(clinic.app)
+    guest = browser(clinic, server)
     assert guest.post("/join", json={"secret": secret}).status_code == 403  # no Origin: refused
     r = guest.post("/join", json={"secret": secret}, headers=ORIGIN)
     assert r.status_code == 200 and r.json()["location"] == f"/visits/{aid}/guest"
@@ -298,10 +312,10 @@ def test_one_time_link_lets_a_guest_in_once(browsers: dict[str, TestClient], cli
     welcome = ws.receive_json()
     assert welcome["role"] == "guest" and welcome["state"] == "in-call"
     ctx.__exit__(None, None, None)
-    second = TestClient(clinic.app)
+    second = browser(clinic, server)
     assert second.post("/join", json={"secret": secret}, headers=ORIGIN).status_code == 404
     assert second.get(f"/visits/{aid}/room").status_code == 404
-    stranger = TestClient(clinic.app)
+    stranger = browser(clinic, server)
     assert stranger.post("/join", json={"secret": "x" * 43}, headers=ORIGIN).status_code == 404
     assert stranger.post("/join", content=b"{", headers=ORIGIN).status_code == 400
 

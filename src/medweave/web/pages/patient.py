@@ -1,11 +1,14 @@
 """The patient's home page: my record summary and who looked at it.
 
 Everything is read through ``RecordService`` as the signed-in patient, so the access rules and the
-audit trail apply exactly as for the API. Sections of later capabilities (appointments,
-questionnaires, messages) appear in the navigation once they exist; none is faked here.
+audit trail apply exactly as for the API. Upcoming visits come from telehealth's bookings (with
+their own page, "My visits"); sections of later capabilities (questionnaires, messages) appear in
+the navigation once they exist; none is faked here.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
@@ -21,10 +24,12 @@ from medweave.web.pages.record import load_record
 from medweave.web.pages.render import page
 from medweave.web.pages.routing import Current, require_role
 from medweave.web.pages.views import condition_rows, demographics, human_name, observation_rows
+from medweave.web.pages.visits import visit_rows
 
 router = APIRouter(route_class=routing.PageRoute)
 RECENT_OBSERVATIONS = 20
 HISTORY_ROWS = 50
+UPCOMING_VISITS = 5
 
 
 def staff_names(identity: IdentityService) -> dict[str, str]:
@@ -60,10 +65,12 @@ def my_record(request: Request, current: Current = Depends(routing.signed_in)) -
             names=staff_names(current.identity),
             ledger=ledger.check_entries(kind="audit", refs=[str(e.seq) for e in events]),
         )
+    upcoming = visit_rows(current, patient_id, since=datetime.now(UTC), limit=UPCOMING_VISITS)
     return page(
         request,
         "patient_home.html",
         title="My record",
+        upcoming=[v for v in upcoming if v["live"]],
         name=human_name(patient),
         demographics=demographics(patient),
         conditions=condition_rows(conditions),

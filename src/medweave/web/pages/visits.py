@@ -87,16 +87,13 @@ def _visit_for(current: Current, appointment_id: str) -> tuple[visits.Visit, str
 # -- patients: my visits, booking ------------------------------------------------------------------
 
 
-@router.get("/visits", include_in_schema=False)
-def my_visits(request: Request, current: Current = Depends(routing.signed_in)) -> Response:
-    if current.user.role != Role.PATIENT:
-        raise routing.Redirect("/clinic/today")
-    patient_id = _patient_for(current, "")
+def visit_rows(
+    current: Current, patient_id: str, *, since: datetime, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """A patient's visits from ``since`` on, as "My visits" and the home page show them."""
     names = _clinicians(current)
     rows = []
-    for v in visits.for_patient(
-        current.records.engine, patient_id, since=datetime.now(UTC) - timedelta(days=1)
-    ):
+    for v in visits.for_patient(current.records.engine, patient_id, since=since)[:limit]:
         rows.append(
             {
                 "id": v.appointment_id,
@@ -108,7 +105,16 @@ def my_visits(request: Request, current: Current = Depends(routing.signed_in)) -
                 "movable": v.status == "booked" and v.state == "scheduled",
             }
         )
-    return page(request, "visits.html", title="My visits", visits=rows, bookable=bool(names))
+    return rows
+
+
+@router.get("/visits", include_in_schema=False)
+def my_visits(request: Request, current: Current = Depends(routing.signed_in)) -> Response:
+    if current.user.role != Role.PATIENT:
+        raise routing.Redirect("/clinic/today")
+    patient_id = _patient_for(current, "")
+    rows = visit_rows(current, patient_id, since=datetime.now(UTC) - timedelta(days=1))
+    return page(request, "visits.html", title="My visits", visits=rows, bookable=bool(_clinicians(current)))
 
 
 def _slot_choices(

@@ -7,7 +7,7 @@ Location), status codes and bodies. All rules live in ``medweave.records``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -22,6 +22,7 @@ from medweave.records.capability import capability_statement
 from medweave.records.service import RecordService
 from medweave.records.store import Stored, instant
 from medweave.records.transactions import process_bundle
+from medweave.telehealth import schedule
 from medweave.telehealth.calendar_file import appointment_ics
 from medweave.web.auth import authenticate
 from medweave.web.body import read_form, read_json
@@ -347,3 +348,66 @@ async def appointment_calendar(request: Request, res_id: ResId) -> Response:
     )
     headers = {"Content-Disposition": f'attachment; filename="appointment-{stored.res_id}.ics"'}
     return Response(text, media_type="text/calendar; charset=utf-8", headers=headers)
+
+
+MAX_SLOT_DAYS = 90
+_SLOTS_QUERY: dict[str, Any] = {
+    "parameters": [
+        {"name": "start", "in": "query", "required": False, "schema": {"type": "string"}},
+        {"name": "end", "in": "query", "required": False, "schema": {"type": "string"}},
+        {"name": "visit-type", "in": "query", "required": False, "schema": {"type": "string"}},
+    ]
+}
+
+
+def _instant_param(request: Request, name: str, default: datetime) -> datetime:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        found = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        found = None
+    if found is None or found.tzinfo is None:
+        raise InvalidInput(f"{name} is an instant with a time zone (2027-01-04T09:00:00Z)", expression=[name])
+    return found
+
+
+@router.get(
+    "/Schedule/{res_id}/$slots", summary="free slots of a published schedule", openapi_extra=_SLOTS_QUERY
+)
+async def free_slots(request: Request, res_id: ResId) -> Response:
+    """The free ``Slot`` resources of a practitioner's published ``Schedule`` in [start, end)
+    (default: the next 14 days, at most 90), for one visit type (``visit-type``, default the first
+    published). Slots are made from the availability rules and the live bookings, not stored: a
+    searchset Bundle of ``Slot`` resources with status ``free``. The Schedule read is checked and
+    audited as a read."""
+    principal = authenticate(request)
+    records = _records(request)
+    stored = await _call(request, records.read, principal=principal, res_type="Schedule", res_id=_id(res_id))
+    actors = [a.get("reference", "") for a in (stored.body or {}).get("actor", []) if isinstance(a, dict)]
+    practitioner = next((r.split("/", 1)[1] for r in actors if r.startswith("Practitioner/")), None)
+    published = None
+    if practitioner is not None:
+        try:
+            published = await run_in_threadpool(schedule.load, records.engine, practitioner)
+        except NotFound:
+            published = None
+    if published is None or published.schedule_id != stored.res_id:
+        raise NotFound(f"Schedule/{stored.res_id} publishes no bookable hours")
+    code = request.query_params.get("visit-type") or published.visit_types[0].code
+    visit = published.visit(code)
+    now = datetime.now(UTC)
+    start = _instant_param(request, "start", now)
+    end = _instant_param(request, "end", start + timedelta(days=14))
+    if not start < end or end - start > timedelta(days=MAX_SLOT_DAYS):
+        raise InvalidInput(f"end comes after start, at most {MAX_SLOT_DAYS} days later", expression=["end"])
+    free = await run_in_threadpool(
+        schedule.free_slots, records.engine, published, visit, start=start, end=end
+    )
+    slots = schedule.slot_resources(published, free)
+    for slot in slots:
+        slot["appointmentType"] = {"coding": [{"system": "urn:medweave:visit-type", "code": visit.code}]}
+        slot["serviceType"] = [{"text": "video visit" if visit.modality == "video" else "in-person visit"}]
+    entries = [{"resource": slot, "search": {"mode": "match"}} for slot in slots]
+    return FhirResponse(shapes.bundle("searchset", total=len(entries), entries=entries))

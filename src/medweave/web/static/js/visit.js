@@ -271,14 +271,15 @@
   }
 
   function recover(peer) {
-    api.iceRestarts += 1;
     if (offerer(peer)) restartIce(peer);
     else send({ type: "signal", to: peer, data: { restart: true } });
   }
 
   function restartIce(peer) {
     const entry = links.get(peer);
-    if (entry) offer(peer, { iceRestart: true });
+    if (!entry) return;
+    api.iceRestarts += 1;
+    offer(peer, { iceRestart: true });
   }
 
   async function onSignal(peer, data) {
