@@ -55,6 +55,7 @@ CALL_ARGS = [
 TURN_SECRET = "medweave-e2e-turn-secret"
 FIRST_FRAME_LIMIT_S = 5.0
 NETWORK_DOWN_S = 8.0
+TURN_DOWN_S = 15.0  # long enough that ICE stays disconnected past the page's 3 s restart timer
 
 
 def start_coturn(port: int, workdir: Path) -> subprocess.Popen[bytes]:
@@ -147,7 +148,7 @@ def run(mode: str, workdir: Path, result: dict[str, Any]) -> None:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CALL_ARGS, headless=True)
-            journey(browser, url, clinic, mode, result)
+            journey(browser, url, clinic, mode, result, coturn)
             browser.close()
     finally:
         server.should_exit = True
@@ -157,7 +158,14 @@ def run(mode: str, workdir: Path, result: dict[str, Any]) -> None:
             coturn.wait(timeout=10)
 
 
-def journey(browser: Any, url: str, clinic: Any, mode: str, result: dict[str, Any]) -> None:
+def journey(
+    browser: Any,
+    url: str,
+    clinic: Any,
+    mode: str,
+    result: dict[str, Any],
+    coturn: subprocess.Popen[bytes] | None = None,
+) -> None:
     errors: list[str] = []
     patient_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     clinician_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -283,19 +291,34 @@ def journey(browser: Any, url: str, clinic: Any, mode: str, result: dict[str, An
         wait_for_frames(clinician, more_than=clinician_before + 10, limit=10) is not None
     )
 
-    # Then the network itself drops for a few seconds (loopback down in this namespace): ICE
-    # notices, the offerer restarts it, and video flows again, still without a page load.
+    # Then the media path itself goes away for a few seconds: directly, loopback goes down in this
+    # namespace (signaling too); relayed, the TURN server stops answering (SIGSTOP) while
+    # signaling stays up, so ICE disconnects, the offerer restarts it, and video flows again;
+    # all without a page load.
     before = max(inbound_frames(patient) or [0])
-    subprocess.run(["ip", "link", "set", "lo", "down"], check=True)
-    time.sleep(NETWORK_DOWN_S)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    restarts_before = patient.evaluate("window.medweaveVisit.iceRestarts") + clinician.evaluate(
+        "window.medweaveVisit.iceRestarts"
+    )
+    if coturn is None:
+        subprocess.run(["ip", "link", "set", "lo", "down"], check=True)
+        time.sleep(NETWORK_DOWN_S)
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    else:
+        os.kill(coturn.pid, signal.SIGSTOP)
+        time.sleep(TURN_DOWN_S)
+        os.kill(coturn.pid, signal.SIGCONT)
     outage_end = time.monotonic()
     resumed = wait_for_frames(patient, more_than=before + 10, limit=30)
     result["network_drop"] = {
         "recovered_s": None if resumed is None else time.monotonic() - outage_end,
         "same_page": patient.evaluate("window.__noReload === true"),
         "ice_restarts": patient.evaluate("window.medweaveVisit.iceRestarts")
-        + clinician.evaluate("window.medweaveVisit.iceRestarts"),
+        + clinician.evaluate("window.medweaveVisit.iceRestarts")
+        - restarts_before,
+        "ice_states": {
+            "patient": patient.evaluate("window.medweaveVisit.iceStates"),
+            "clinician": clinician.evaluate("window.medweaveVisit.iceStates"),
+        },
         "links": clinician.evaluate("window.medweaveVisit.links()"),
     }
 

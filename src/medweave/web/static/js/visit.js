@@ -251,6 +251,7 @@
     };
     pc.oniceconnectionstatechange = () => {
       const s = pc.iceConnectionState;
+      api.iceStates.push(s);
       clearTimeout(entry.restartTimer);
       if (s === "failed") recover(peer);
       else if (s === "disconnected") entry.restartTimer = setTimeout(() => recover(peer), 3000);
@@ -447,6 +448,7 @@
     signalingUp: false,
     welcomes: 0,
     iceRestarts: 0,
+    iceStates: [],
     chats: [],
     socket: () => ws,
     peer: () => me,
