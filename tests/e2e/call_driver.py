@@ -167,7 +167,8 @@ def journey(
     coturn: subprocess.Popen[bytes] | None = None,
 ) -> None:
     errors: list[str] = []
-    patient_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    # The patient's browser is in New York: the pages show times in her zone, not the clinic's.
+    patient_ctx = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="America/New_York")
     clinician_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     patient, clinician = patient_ctx.new_page(), clinician_ctx.new_page()
     for tab in (patient, clinician):
@@ -192,6 +193,7 @@ def journey(
     expect(patient.get_by_role("heading", name="Video visit")).to_be_visible()
     appointment_id = patient.url.rstrip("/").rsplit("/", 1)[1]
     result["appointment"] = appointment_id
+    result["patient_sees_time_as"] = patient.locator("time[data-local]").first.inner_text()
     patient.get_by_role("button", name="Check my camera and microphone").click()
     results = patient.locator("#device-results")
     expect(results.locator("[data-check=camera][data-ok=true]")).to_be_visible()
@@ -267,6 +269,14 @@ def journey(
     clinician.get_by_role("button", name="Camera on").click()
     controls.append(clinician.evaluate(tracks))
     result["controls"] = controls
+    # Screen share replaces the video each call sends, and stopping it brings the camera back.
+    share = clinician.locator("#share")
+    share.click()
+    expect(share).to_have_attribute("aria-pressed", "true")
+    sharing = clinician.evaluate("window.medweaveVisit.sentVideo()")
+    share.click()
+    expect(share).to_have_attribute("aria-pressed", "false")
+    result["share"] = [sharing, clinician.evaluate("window.medweaveVisit.sentVideo()")]
     if mode == "direct":
         shot(clinician, "telehealth-call", docs=True)
 
@@ -331,6 +341,13 @@ def journey(
     clinician.get_by_label("Plan").fill("Fluids and rest; call back if worse")
     clinician.get_by_role("button", name="Save note").click()
     expect(clinician.get_by_label("Plan")).to_have_value("Fluids and rest; call back if worse")
+    # A follow-up is booked from the note, for the same patient with the same clinician.
+    clinician.get_by_role("link", name="Book a follow-up").click()
+    clinician.get_by_role("button", name="Show free times").click()
+    clinician.locator("input[name=start]").first.check()
+    clinician.get_by_role("button", name="Book this time").click()
+    expect(clinician.get_by_role("heading", name="Visit booked")).to_be_visible()
+    result["follow_up_booked"] = True
     visit = visits.load(clinic.records.engine, appointment_id)
     result["visit_state"] = visit.state
     internal = Principal.internal("e2e")
@@ -342,6 +359,13 @@ def journey(
     }
     note = visits.read_note(clinic.records, principal=internal, visit=visit)
     result["note_plan"] = note.plan if note else None
+    upcoming = visits.for_patient(clinic.records.engine, clinic.patient_id, since=datetime.now(UTC))
+    result["follow_up_for_patient"] = any(
+        v.appointment_id != appointment_id
+        and v.practitioner_id == clinic.practitioner_id
+        and v.status == "booked"
+        for v in upcoming
+    )
     result["page_errors"] = [e for e in errors if "404" not in e]
     patient_ctx.close()
     clinician_ctx.close()

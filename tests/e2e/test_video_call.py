@@ -32,6 +32,7 @@ def test_video_visit_end_to_end(mode: str, tmp_path: Path) -> None:
     assert "error" not in result, result.get("error")
 
     assert result["device_network_ok"] is True
+    assert result["patient_sees_time_as"].endswith(("EST", "EDT")), result["patient_sees_time_as"]
     # Within 5 s of admission, both sides decode the other's video.
     frames = result["first_frame_s"]
     assert frames["clinician"] is not None and frames["clinician"] < 5, frames
@@ -44,6 +45,7 @@ def test_video_visit_end_to_end(mode: str, tmp_path: Path) -> None:
         assert all(p["local"] == "host" and p["remote"] == "host" for p in pairs), pairs
     assert result["quality"] in ("good", "fair", "poor", "connecting")
     assert result["chat_both_ways"] is True
+    assert result["share"] == [["screen"], ["camera"]], result["share"]
     assert result["controls"] == [["Unmute", [False, True]], ["Camera on", [False, False]], [True, True]]
     if mode == "direct":  # four in a mesh: each decodes the three others; links work once
         assert result["mesh_decoding"] == {"clinician": 3, "patient": 3, "guest1": 3, "guest2": 3}
@@ -64,4 +66,5 @@ def test_video_visit_end_to_end(mode: str, tmp_path: Path) -> None:
     assert result["encounter"]["status"] == "finished" and result["encounter"]["class"] == "VR"
     assert result["encounter"]["length"]["unit"] == "min"
     assert result["note_plan"] == "Fluids and rest; call back if worse"
+    assert result["follow_up_booked"] is True and result["follow_up_for_patient"] is True
     assert result["page_errors"] == [], result["page_errors"]

@@ -140,9 +140,15 @@ def test_a_visit_from_check_in_to_note(records: RecordService, clinic: dict[str,
 
     with records.engine.connect() as conn:
         rows = conn.execute(select(audit_log.c.body)).all()
+        notes = conn.execute(
+            select(audit_log.c.patient_id).where(
+                audit_log.c.entity_type == "DocumentReference", audit_log.c.entity_id == first.res_id
+            )
+        ).all()
     operations = " ".join(str(r.body) for r in rows)
     for operation in ("check-in", "admit", "end"):
         assert operation in operations
+    assert len(notes) >= 2 and {n.patient_id for n in notes} == {clinic["alice"]}  # each save audited
 
 
 def test_one_patient_at_a_time(records: RecordService, clinic: dict[str, str]) -> None:

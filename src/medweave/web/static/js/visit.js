@@ -461,6 +461,12 @@
         connection: pc.connectionState,
       })),
     members: () => [...members.keys()],
+    // What each call sends as video: the camera's track, or the shared screen's.
+    sentVideo: () =>
+      [...links.values()].map(({ pc }) => {
+        const sender = pc.getSenders().find((x) => x.track && x.track.kind === "video");
+        return sender ? (sender.track === screenTrack ? "screen" : "camera") : "none";
+      }),
     state: () => state,
     async inboundVideo() {
       const out = [];
