@@ -375,9 +375,27 @@ def decoding_peers(tab: Any) -> int:
     return sum(1 for frames in inbound_frames(tab) if frames > 0)
 
 
+def hearing_peers(tab: Any) -> int:
+    return sum(1 for s in tab.evaluate("window.medweaveVisit.inboundAudio()") if s["packetsReceived"] > 0)
+
+
+NO_CAMERA = """
+(() => {
+  const devices = navigator.mediaDevices;
+  const original = devices.getUserMedia.bind(devices);
+  devices.getUserMedia = (constraints) =>
+    constraints && constraints.video
+      ? Promise.reject(new DOMException("Requested device not found", "NotFoundError"))
+      : original(constraints);
+})();
+"""
+
+
 def group_call(browser: Any, clinician: Any, patient: Any, result: dict[str, Any]) -> None:
     """The clinician invites an interpreter and a family member with one-time links: a mesh of
-    four, where everyone decodes the three others. A link works once."""
+    four. The interpreter has no camera (their browser refuses video): everyone still hears
+    everyone, the interpreter sees the three others, and the others see each other. A link works
+    once."""
     guests = []
     links = []
     for label in ("Interpreter", "Daughter"):
@@ -386,6 +404,8 @@ def group_call(browser: Any, clinician: Any, patient: Any, result: dict[str, Any
         expect(clinician.get_by_label(f"Link for {label}")).to_be_visible()
         links.append(clinician.get_by_label(f"Link for {label}").input_value())
         context = browser.new_context(viewport={"width": 1280, "height": 900})
+        if label == "Interpreter":
+            context.add_init_script(NO_CAMERA)
         tab = context.new_page()
         tab.set_default_timeout(15_000)
         tab.goto(links[-1])
@@ -393,9 +413,14 @@ def group_call(browser: Any, clinician: Any, patient: Any, result: dict[str, Any
         guests.append((context, tab))
     tabs = {"clinician": clinician, "patient": patient, "guest1": guests[0][1], "guest2": guests[1][1]}
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and min(decoding_peers(t) for t in tabs.values()) < 3:
+    wanted = {"clinician": 2, "patient": 2, "guest1": 3, "guest2": 2}
+    while time.monotonic() < deadline and (
+        any(decoding_peers(tabs[n]) < k for n, k in wanted.items())
+        or min(hearing_peers(t) for t in tabs.values()) < 3
+    ):
         time.sleep(0.2)
     result["mesh_decoding"] = {name: decoding_peers(t) for name, t in tabs.items()}
+    result["mesh_hearing"] = {name: hearing_peers(t) for name, t in tabs.items()}
     shot(clinician, "telehealth-group-call", docs=True)
     reused = browser.new_context()
     again = reused.new_page()

@@ -17,7 +17,7 @@ from medweave.records.service import RecordService
 from medweave.security.principal import Principal
 from medweave.telehealth import visits
 from medweave.telehealth.availability import SlotTime, VisitType
-from medweave.telehealth.booking import book
+from medweave.telehealth.booking import book, reschedule
 from medweave.telehealth.reminders import Mailer, email_of, send_due
 
 OPERATOR = Principal.internal("test")
@@ -134,3 +134,19 @@ def test_email_of_reads_telecom() -> None:
     )
     assert email_of({"telecom": [{"system": "email", "value": "not an address"}]}) is None
     assert email_of({"telecom": "junk"}) is None and email_of({}) is None
+
+
+def test_a_moved_visit_gets_a_new_reminder(records: RecordService, smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    mailer = Mailer(host="127.0.0.1", port=port, tls="none")
+    grey = records.create(
+        principal=OPERATOR, res_type="Practitioner", data={"resourceType": "Practitioner"}
+    ).res_id
+    aid = booked(records, patient(records, "carol@example.org"), grey, NOW + timedelta(hours=2))
+    assert run(records, mailer) == 1
+    later = NOW + timedelta(hours=5)
+    reschedule(
+        records, principal=OPERATOR, appointment_id=aid, slot=SlotTime(later, later + timedelta(minutes=20))
+    )
+    assert run(records, mailer) == 1
+    assert [m["Subject"] for m in inbox.messages][-1] == "Reminder: your video visit on 01 Mar 2027 at 13:00"

@@ -16,7 +16,7 @@ from medweave.security.principal import Principal, Role
 from medweave.security.scopes import ScopeSet
 from medweave.telehealth import schedule, visits
 from medweave.telehealth.availability import Availability, Hours, SlotTime, VisitType
-from medweave.telehealth.booking import book, reschedule
+from medweave.telehealth.booking import book, cancel, reschedule
 
 OPERATOR = Principal.internal("test")
 VIDEO = VisitType("standard", 20, 10, "video")
@@ -164,6 +164,20 @@ def test_one_patient_at_a_time(records: RecordService, clinic: dict[str, str]) -
         visits.admit(records, principal=grey, appointment_id=second, now=now)
     visits.end(records, principal=grey, appointment_id=first, now=now)
     assert visits.admit(records, principal=grey, appointment_id=second, now=now).state == "in-call"
+
+
+def test_a_visit_in_progress_cannot_be_cancelled(records: RecordService, clinic: dict[str, str]) -> None:
+    """A stale page's Cancel must not strand the call: the clinician could never end it."""
+    now = datetime.now(UTC)
+    aid = booked(records, clinic["alice"], clinic["practitioner"], now)
+    alice, grey = patient_principal(clinic["alice"]), clinician_principal(clinic["practitioner"])
+    visits.check_in(records, principal=alice, appointment_id=aid, now=now)
+    with pytest.raises(Conflict, match="waiting"):
+        cancel(records, principal=alice, appointment_id=aid)
+    visits.admit(records, principal=grey, appointment_id=aid, now=now)
+    with pytest.raises(Conflict, match="in-call"):
+        cancel(records, principal=alice, appointment_id=aid)
+    assert visits.end(records, principal=grey, appointment_id=aid, now=now).state == "finished"
 
 
 def test_check_in_window_and_no_shows(records: RecordService, clinic: dict[str, str]) -> None:

@@ -97,6 +97,7 @@ def test_free_slots_of_a_published_schedule(client: Any, app: Any) -> None:
         {"start": "2027-01-04T00:00:00Z", "end": "2027-06-04T00:00:00Z"},  # over 90 days
         {"start": "2027-01-05T00:00:00Z", "end": "2027-01-04T00:00:00Z"},
         {"visit-type": "nope"},
+        {"start": "9999-12-31T00:00:00Z"},  # beyond any calendar: a clear 400, not an overflow
     ):
         r = client.get(url, params=bad)
         assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome", bad

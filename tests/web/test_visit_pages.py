@@ -312,9 +312,21 @@ def test_one_time_link_lets_a_guest_in_once(
     welcome = ws.receive_json()
     assert welcome["role"] == "guest" and welcome["state"] == "in-call"
     ctx.__exit__(None, None, None)
+    # The pass in the cookie is not a room token: it cannot be used to say hello.
+    cookie = next(c.value for c in guest.cookies.jar if c.name.startswith("medweave-guest"))
+    assert refused(guest, aid, cookie) == 4401
     second = browser(clinic, server)
     assert second.post("/join", json={"secret": secret}, headers=ORIGIN).status_code == 404
     assert second.get(f"/visits/{aid}/room").status_code == 404
+    assert second.get(f"/visits/{aid}/guest").status_code == 404  # no pass, no visit page
+    assert guest.get(f"/visits/{aid}/guest").status_code == 200
+    # Someone signed in (here a patient of the clinic) who opens a link joins as the guest.
+    bob = browsers["bob"]
+    another = post(grey, f"/visits/{aid}/invite", {"label": "Son"})
+    bob_secret = re.search(r"join#([^\"]+)\"", another.text)
+    assert bob_secret, another.text
+    assert bob.post("/join", json={"secret": bob_secret.group(1)}, headers=ORIGIN).status_code == 200
+    assert bob.get(f"/visits/{aid}/room").json()["role"] == "guest"
     stranger = browser(clinic, server)
     assert stranger.post("/join", json={"secret": "x" * 43}, headers=ORIGIN).status_code == 404
     assert stranger.post("/join", content=b"{", headers=ORIGIN).status_code == 400

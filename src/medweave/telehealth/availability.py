@@ -100,10 +100,15 @@ class SlotTime:
     end: datetime  # UTC
 
 
+FIRST_YEAR, LAST_YEAR = 1900, 2200  # a calendar's sane range; beyond it date arithmetic overflows
+
+
 def slots(availability: Availability, visit: VisitType, *, start: datetime, end: datetime) -> list[SlotTime]:
     """Every bookable slot of ``visit`` that starts in [start, end), in order, in UTC."""
     if start.tzinfo is None or end.tzinfo is None:
         raise AvailabilityError("the range is given in time-zone-aware instants")
+    if not (FIRST_YEAR <= start.year <= LAST_YEAR and FIRST_YEAR <= end.year <= LAST_YEAR):
+        raise AvailabilityError(f"dates run from {FIRST_YEAR} to {LAST_YEAR}")
     zone = availability.zone
     length, step = timedelta(minutes=visit.minutes), timedelta(minutes=visit.minutes + visit.buffer_minutes)
     found: set[SlotTime] = set()

@@ -109,6 +109,8 @@ def cancel(records: RecordService, *, principal: Principal, appointment_id: str)
         ).first()
         if row is None or row.status != "booked":
             raise NotFound(f"Appointment/{appointment_id} is not a live booking")
+        if row.visit_state != "scheduled":  # checked in, in the call, or over: not cancellable
+            raise Conflict(f"this visit is {row.visit_state} and can no longer be cancelled")
         _lock_calendar(conn, row.practitioner_id)
         # Read on this connection: a read through the service would audit inside this transaction.
         current = store.read_current(
@@ -121,11 +123,19 @@ def cancel(records: RecordService, *, principal: Principal, appointment_id: str)
             res_id=appointment_id,
             body={**(current.body or {}), "status": "cancelled"},
         )
-        conn.execute(
+        done = conn.execute(
             update(telehealth_bookings)
-            .where(telehealth_bookings.c.appointment_id == appointment_id)
+            .where(
+                and_(
+                    telehealth_bookings.c.appointment_id == appointment_id,
+                    telehealth_bookings.c.visit_state == "scheduled",
+                    telehealth_bookings.c.status == "booked",
+                )
+            )
             .values(status="cancelled")
         )
+        if done.rowcount != 1:  # checked in meanwhile
+            raise Conflict("this visit has moved on and can no longer be cancelled")
         return stored
 
     with records.trail.event(principal, "update", res_type="Appointment", res_id=appointment_id) as note:
@@ -167,7 +177,8 @@ def reschedule(
                 conn.execute(
                     update(telehealth_bookings)
                     .where(b.appointment_id == appointment_id)
-                    .values(start=slot.start.astimezone(UTC), end=slot.end.astimezone(UTC))
+                    # A new time gets its own reminder.
+                    .values(start=slot.start.astimezone(UTC), end=slot.end.astimezone(UTC), reminded_at=None)
                 )
         except IntegrityError:
             raise Conflict("that time is already booked") from None

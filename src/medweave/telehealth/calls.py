@@ -30,6 +30,12 @@ class Calls:
     turn_secret: bytes | None = None
     ice_policy: str = "all"
 
+    @property
+    def guest_key(self) -> bytes:
+        """Signs the guest pass a one-time link leaves in an HttpOnly cookie. A different key from
+        room tokens', so the long-lived pass can never be used as a room token itself."""
+        return hmac.new(self.room_key, b"guest pass", hashlib.sha256).digest()
+
     @classmethod
     def from_settings(cls, settings: Settings, *, token_secret: bytes) -> Calls:
         bus: Bus

@@ -26,7 +26,14 @@ import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from medweave.telehealth.availability import AvailabilityError, Closure, Hours, VisitType
+from medweave.telehealth.availability import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    AvailabilityError,
+    Closure,
+    Hours,
+    VisitType,
+)
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MAX_LINES = 200
@@ -53,9 +60,12 @@ def _lines(text: str) -> list[tuple[int, str]]:
 
 def _date(text: str, n: int) -> date:
     try:
-        return date.fromisoformat(text)
+        found = date.fromisoformat(text)
     except ValueError:
         raise AvailabilityError(f"line {n}: {text!r} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_YEAR <= found.year <= LAST_YEAR:
+        raise AvailabilityError(f"line {n}: dates run from {FIRST_YEAR} to {LAST_YEAR}")
+    return found
 
 
 def _hm(hour: str, minute: str) -> time:

@@ -167,7 +167,10 @@ def free_slots(
     engine: Engine, published: Published, visit: VisitType, *, start: datetime, end: datetime
 ) -> list[SlotTime]:
     """The slots of ``visit`` in [start, end) that no live booking overlaps."""
-    candidates = slots(published.availability, visit, start=start, end=end)
+    try:
+        candidates = slots(published.availability, visit, start=start, end=end)
+    except AvailabilityError as exc:
+        raise InvalidInput(str(exc)) from None
     if not candidates:
         return []
     b = telehealth_bookings.c

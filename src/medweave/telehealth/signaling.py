@@ -155,7 +155,14 @@ class Hub:
                 reaper.cancel()
             kept.send, kept.away_since = send, None
             others = [m for m in await self.bus.members(room) if m["peer"] != kept.peer]
-            return kept, others
+            return kept, [{k: m[k] for k in ("peer", "name", "role")} for m in others]
+        # The same participant back without its peer id (the tab was reloaded or crashed): its
+        # old place, kept for the grace period, goes now, so a full call has room for it.
+        for stale in [p for p in self._rooms.get(room, {}).values() if p.who == who and p.send is None]:
+            reaper = self._reapers.pop(stale.peer, None)
+            if reaper is not None:
+                reaper.cancel()
+            await self.leave(stale)
         peer = Peer(secrets.token_urlsafe(9), room, who, name, role, send)
         if not await self.bus.add_member(room, {**peer.public(), "who": who}, limit=MAX_PEERS):
             raise SignalingError(f"this call already has {MAX_PEERS} participants")

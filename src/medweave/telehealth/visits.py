@@ -233,7 +233,11 @@ def admit(records: RecordService, *, principal: Principal, appointment_id: str, 
         b = telehealth_bookings.c
         busy = conn.execute(
             select(b.appointment_id).where(
-                and_(b.practitioner_id == visit.practitioner_id, b.visit_state == "in-call")
+                and_(
+                    b.practitioner_id == visit.practitioner_id,
+                    b.visit_state == "in-call",
+                    b.status == "booked",
+                )
             )
         ).first()
         if busy is not None:

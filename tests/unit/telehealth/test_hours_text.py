@@ -45,6 +45,8 @@ def test_closures_in_the_clinicians_zone() -> None:
     )
     assert closures[0].reason == "annual leave"
     assert closures[1].start == datetime(2026, 7, 1, 12, tzinfo=UTC)  # 13:00 BST
+    with pytest.raises(AvailabilityError, match="line 1: dates run from 1900 to 2200"):
+        hours_text.parse_closures("9999-12-31 leave", "UTC")
     with pytest.raises(AvailabilityError, match="line 1: the last day comes before the first"):
         hours_text.parse_closures("2026-12-27 to 2026-12-24", "UTC")
 
@@ -75,7 +77,9 @@ def test_too_many_lines() -> None:
 times = st.times().map(lambda t: t.replace(second=0, microsecond=0, tzinfo=None))
 spans = st.tuples(times, times).filter(lambda ab: ab[0] != ab[1]).map(sorted)
 weekly = st.builds(lambda ab, d: Hours(ab[0], ab[1], weekday=d), spans, st.integers(0, 6))
-dated = st.builds(lambda ab, day: Hours(ab[0], ab[1], day=day), spans, st.dates())
+dated = st.builds(
+    lambda ab, day: Hours(ab[0], ab[1], day=day), spans, st.dates(date(1900, 1, 1), date(2200, 12, 31))
+)
 kinds = st.builds(
     VisitType,
     st.from_regex(r"[a-z0-9][a-z0-9-]{0,31}", fullmatch=True),

@@ -95,3 +95,29 @@ def test_a_dropped_peer_resumes_within_grace_and_is_dropped_after() -> None:
         await hub.close()
 
     run(scenario())
+
+
+def test_a_reloaded_page_takes_back_its_own_place_in_a_full_call() -> None:
+    """A tab that crashed comes back without its peer id; its old place (kept for the grace
+    period) goes at once, so a full call has room for it. Others' places are not touched."""
+
+    async def scenario() -> None:
+        hub = Hub(grace=60)
+        peers = [
+            (await hub.join(room="r", who=f"user:{n}", name=f"p{n}", role="guest", send=Socket().send))[0]
+            for n in range(MAX_PEERS)
+        ]
+        await hub.drop(peers[0])
+        with pytest.raises(SignalingError):  # someone else: still full
+            await hub.join(room="r", who="user:x", name="x", role="guest", send=Socket().send)
+        back, others = await hub.join(room="r", who="user:0", name="p0", role="guest", send=Socket().send)
+        assert back.peer != peers[0].peer and len(others) == MAX_PEERS - 1
+        assert all(set(o) == {"peer", "name", "role"} for o in others)  # no audit reference leaks
+        await hub.drop(back)
+        resumed, others = await hub.join(
+            room="r", who="user:0", name="p0", role="guest", send=Socket().send, resume=back.peer
+        )
+        assert resumed is back and all(set(o) == {"peer", "name", "role"} for o in others)
+        await hub.close()
+
+    run(scenario())

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from medweave.errors import PermissionDenied
@@ -34,12 +34,12 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NONCE_MAX = 128
 
 
-def is_tls(request: Request) -> bool:
+def is_tls(request: HTTPConnection) -> bool:
     """Whether cookies must be ``Secure``: the public base URL is https."""
     return str(request.app.state.settings.base_url).startswith("https://")
 
 
-def cookie_name(request: Request, name: str) -> str:
+def cookie_name(request: HTTPConnection, name: str) -> str:
     return f"__Host-{name}" if is_tls(request) else name
 
 

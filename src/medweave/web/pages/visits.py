@@ -24,6 +24,7 @@ from medweave.records import fhir
 from medweave.security.principal import CARE_ROLES, Role
 from medweave.telehealth import booking, hours_text, schedule, visits
 from medweave.telehealth.availability import Availability, AvailabilityError, SlotTime
+from medweave.web import guests
 from medweave.web.pages import routing
 from medweave.web.pages.render import fragment, page
 from medweave.web.pages.routing import Current, Form, redirect, require_role
@@ -379,6 +380,8 @@ def join_page(request: Request) -> Response:
 def guest_page(request: Request, appointment_id: str) -> Response:
     if not fhir.valid_id(appointment_id):
         raise NotFound("no such visit")
+    if guests.guest_pass(request.app.state.calls, request, appointment_id, now=datetime.now(UTC)) is None:
+        raise NotFound("no such visit")  # only the browser that used the link sees the visit
     visit = visits.load(request.app.state.records.engine, appointment_id)
     return page(
         request,

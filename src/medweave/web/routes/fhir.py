@@ -23,6 +23,7 @@ from medweave.records.service import RecordService
 from medweave.records.store import Stored, instant
 from medweave.records.transactions import process_bundle
 from medweave.telehealth import schedule
+from medweave.telehealth.availability import FIRST_YEAR, LAST_YEAR
 from medweave.telehealth.calendar_file import appointment_ics
 from medweave.web.auth import authenticate
 from medweave.web.body import read_form, read_json
@@ -370,6 +371,8 @@ def _instant_param(request: Request, name: str, default: datetime) -> datetime:
         found = None
     if found is None or found.tzinfo is None:
         raise InvalidInput(f"{name} is an instant with a time zone (2027-01-04T09:00:00Z)", expression=[name])
+    if not FIRST_YEAR <= found.year <= LAST_YEAR:
+        raise InvalidInput(f"{name} falls between {FIRST_YEAR} and {LAST_YEAR}", expression=[name])
     return found
 
 

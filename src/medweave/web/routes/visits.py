@@ -39,11 +39,11 @@ from medweave.records.service import RecordService
 from medweave.telehealth import rooms, visits
 from medweave.telehealth.calls import Calls
 from medweave.telehealth.signaling import SignalingError
+from medweave.web import guests
 from medweave.web.pages import session as cookies
 
 log = logging.getLogger("medweave.web.visits")
 router = APIRouter()
-GUEST_COOKIE = "medweave-guest"
 HELLO_SECONDS = 10.0
 CLEAN_CLOSE = (1000, 1001)
 LIVE_STATES = {
@@ -74,39 +74,31 @@ def _session(identity: IdentityService, token: str | None) -> Session | None:
     return None if found is None or found.needs_second_factor else found
 
 
-def _guest_cookie(appointment_id: str) -> str:
-    return f"{GUEST_COOKIE}-{appointment_id[:36]}"
-
-
 @router.get("/visits/{appointment_id}/room", include_in_schema=False)
 def room_pass(request: Request, appointment_id: str) -> Response:
-    """A room token and the RTCConfiguration, for the visit page's script."""
+    """A short-lived room token and the RTCConfiguration, for the visit page's script. A browser
+    holding this visit's guest pass joins as that guest, even if someone is signed in there."""
     if not fhir.valid_id(appointment_id):
         return JSONResponse({"error": "not found"}, status_code=404)
     calls = _calls(request.app)
     records: RecordService = request.app.state.records
     now = datetime.now(UTC)
-    session = cookies.load_session(request)
     try:
         visit = visits.load(records.engine, appointment_id)
-        if session is not None and not session.needs_second_factor:
+        guest = guests.guest_pass(calls, request, appointment_id, now=now)
+        session = cookies.load_session(request)
+        if guest is not None:
+            who, role, name = guest.who, "guest", guest.name
+        elif session is not None and not session.needs_second_factor:
             principal = cookies.identity(request).principal_for_session(session)
             role = visits.participant(visit, principal)
             who, name = f"user:{session.user.id}", session.user.username
-            expires = now + rooms.ROOM_TOKEN_TTL
-            token = rooms.issue(
-                calls.room_key, room=appointment_id, who=who, role=role, name=name, expires=expires
-            )
         else:
-            guest = rooms.verify(
-                calls.room_key,
-                request.cookies.get(_guest_cookie(appointment_id)),
-                room=appointment_id,
-                now=now,
-            )
-            token, who, role = request.cookies[_guest_cookie(appointment_id)], guest.who, "guest"
-    except (NotFound, rooms.RoomTokenRefused):
+            raise NotFound("no such visit")
+    except NotFound:
         return JSONResponse({"error": "not found"}, status_code=404)
+    expires = now + rooms.ROOM_TOKEN_TTL
+    token = rooms.issue(calls.room_key, room=appointment_id, who=who, role=role, name=name, expires=expires)
     return JSONResponse(
         {
             "token": token,
@@ -144,7 +136,7 @@ async def join_with_link(request: Request) -> Response:
         )
     expires = max(visit.end + timedelta(hours=1), now + rooms.ROOM_TOKEN_TTL)
     token = rooms.issue(
-        _calls(request.app).room_key,
+        _calls(request.app).guest_key,
         room=visit.appointment_id,
         who=guest.who,
         role="guest",
@@ -153,7 +145,7 @@ async def join_with_link(request: Request) -> Response:
     )
     answer = JSONResponse({"location": f"/visits/{visit.appointment_id}/guest"})
     answer.set_cookie(
-        _guest_cookie(visit.appointment_id),
+        guests.cookie_name(visit.appointment_id),
         token,
         path=f"/visits/{visit.appointment_id}",
         secure=cookies.is_tls(request),
@@ -176,13 +168,11 @@ async def signal(ws: WebSocket, appointment_id: str) -> None:
     ):
         await ws.close(code=4403)
         return
-    session = await run_in_threadpool(
-        _session,
-        identity,
-        ws.cookies.get(cookies.SESSION_COOKIE) or ws.cookies.get(f"__Host-{cookies.SESSION_COOKIE}"),
-    )
-    guest_cookie = ws.cookies.get(_guest_cookie(appointment_id))
-    if session is None and not guest_cookie:
+    # The same cookie the pages use: only the __Host- one when the site is https.
+    session_cookie = cookies.cookie_name(ws, cookies.SESSION_COOKIE)
+    session = await run_in_threadpool(_session, identity, ws.cookies.get(session_cookie))
+    guest = guests.guest_pass(calls, ws, appointment_id, now=datetime.now(UTC))
+    if session is None and guest is None:
         await ws.close(code=4401)
         return
     await ws.accept()
@@ -197,7 +187,7 @@ async def signal(ws: WebSocket, appointment_id: str) -> None:
             raise rooms.RoomTokenRefused("say hello with a room token first")
         room_pass = rooms.verify(calls.room_key, hello.get("token"), room=appointment_id, now=now)
         if room_pass.role == "guest":
-            if hello.get("token") != guest_cookie:
+            if guest is None or guest.who != room_pass.who:
                 raise rooms.RoomTokenRefused("a guest joins from the browser the link was opened in")
         elif session is None or room_pass.who != f"user:{session.user.id}":
             raise rooms.RoomTokenRefused("this room token belongs to another session")
@@ -212,8 +202,6 @@ async def signal(ws: WebSocket, appointment_id: str) -> None:
     if visit.status != "booked" or visit.state not in LIVE_STATES[room_pass.role]:
         await _close(ws, 4403, f"this visit is {visit.state}")
         return
-    await _audit_join(records, room_pass, visit)
-
     lock = asyncio.Lock()
 
     async def send(message: dict[str, Any]) -> None:
@@ -232,7 +220,12 @@ async def signal(ws: WebSocket, appointment_id: str) -> None:
             resume=resume,
         )
     except SignalingError as exc:
+        await _audit_join(records, room_pass, visit, status=409)
         await _close(ws, 4409, str(exc))
+        return
+    if not await _audit_join(records, room_pass, visit, status=200):
+        await calls.hub.leave(peer)  # no unaudited access: out again, with a reason
+        await _close(ws, 1011, "the visit cannot be joined now; try again")
         return
     try:
         await send(
@@ -267,10 +260,13 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
         await ws.close(code=code, reason=reason[:120])
 
 
-async def _audit_join(records: RecordService, room_pass: rooms.RoomPass, visit: visits.Visit) -> None:
+async def _audit_join(
+    records: RecordService, room_pass: rooms.RoomPass, visit: visits.Visit, *, status: int
+) -> bool:
+    """Audit a join (or a refused one) on the patient's record; False if it could not be audited."""
     audit = records.trail.audit
     if audit is None:
-        return
+        return True
     who = room_pass.who if room_pass.role == "guest" else None
     actor_ref = who or (
         f"Patient/{visit.patient_id}"
@@ -279,7 +275,7 @@ async def _audit_join(records: RecordService, room_pass: rooms.RoomPass, visit: 
     )
     event = rest_event(
         "operation",
-        status=200,
+        status=status,
         actor=Actor(who=actor_ref),
         resource_type="Appointment",
         resource_id=visit.appointment_id,
@@ -290,4 +286,5 @@ async def _audit_join(records: RecordService, room_pass: rooms.RoomPass, visit: 
         await run_in_threadpool(audit.record, event)
     except MedweaveError as exc:
         log.warning("a call join was not audited: %s", type(exc).__name__)
-        raise
+        return False
+    return True

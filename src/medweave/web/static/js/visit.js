@@ -95,6 +95,8 @@
   let rtc = null;
   let ended = false;
   let retryDelay = 500;
+  let fullSince = null;
+  const FULL_RETRY_MS = 20000;
   const members = new Map(); // peer -> {name, role}
   const links = new Map(); // peer -> {pc, figure, video, restartTimer}
   let localStream = null;
@@ -131,6 +133,16 @@
       if (ws !== socket) return;
       signalStatus.textContent = "Connection to the visit lost; reconnecting…";
       api.signalingUp = false;
+      // A full call (4409) may only be holding the place of someone who just dropped (kept for
+      // 15 s in case they come back): keep trying for a little longer than that.
+      if (e.code === 4409 && !ended) {
+        fullSince = fullSince || Date.now();
+        if (Date.now() - fullSince < FULL_RETRY_MS) {
+          signalStatus.textContent = "The call is full; waiting for a place…";
+          setTimeout(connect, 2000);
+          return;
+        }
+      }
       if (ended || [4401, 4403, 4409].includes(e.code)) {
         if (!ended) signalStatus.textContent = e.reason || "You cannot join this visit now.";
         return;
@@ -144,10 +156,15 @@
     switch (msg.type) {
       case "welcome": {
         const resumed = me !== null && me === msg.peer;
-        if (!resumed) {
+        if (resumed) {
+          // Whoever left while this page was away is gone: it heard no peer-left for them.
+          const present = new Set(msg.peers.map((p) => p.peer));
+          for (const peer of [...links.keys()]) if (!present.has(peer)) closeLink(peer);
+        } else {
           for (const peer of [...links.keys()]) closeLink(peer);
-          members.clear();
         }
+        members.clear();
+        fullSince = null;
         me = msg.peer;
         rtc = msg.rtc;
         retryDelay = 500;
@@ -207,8 +224,13 @@
         try {
           localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
         } catch (e) {
-          localStream = new MediaStream();
-          statusLine.textContent = "Your camera or microphone is not available; you can still see and hear the others.";
+          try {
+            localStream = await navigator.mediaDevices.getUserMedia({ audio: true });
+            statusLine.textContent = "Your camera is not available: the others hear you but cannot see you.";
+          } catch (e2) {
+            localStream = new MediaStream();
+            statusLine.textContent = "Your camera and microphone are not available; you can still see and hear the others.";
+          }
         }
         $("local-video").srcObject = localStream;
       })();
@@ -237,11 +259,20 @@
     $("videos").appendChild(figure);
     const entry = { pc, figure, video, restartTimer: null };
     links.set(peer, entry);
-    for (const track of localStream.getTracks()) pc.addTrack(track, localStream);
-    if (screenTrack) replaceVideo(screenTrack);
-    pc.ontrack = (e) => {
-      if (video.srcObject !== e.streams[0]) video.srcObject = e.streams[0];
-    };
+    // Always one audio and one video line, sending and receiving, whether or not this browser
+    // has a microphone or camera: a participant without a camera still gets the others' video,
+    // and screen sharing later swaps a track in without renegotiating. The offerer adds them;
+    // the other side answers on the lines the offer made (attachLocal).
+    if (offerer(peer)) {
+      for (const kind of ["audio", "video"]) {
+        const transceiver = pc.addTransceiver(kind, { direction: "sendrecv" });
+        const track = localTrack(kind);
+        if (track) transceiver.sender.replaceTrack(track);
+      }
+    }
+    const remote = new MediaStream();
+    video.srcObject = remote;
+    pc.ontrack = (e) => remote.addTrack(e.track);
     pc.onicecandidate = (e) => {
       if (e.candidate) send({ type: "signal", to: peer, data: { candidate: e.candidate.toJSON() } });
     };
@@ -297,6 +328,7 @@
         }
         await pc.setRemoteDescription(description);
         if (description.type === "offer") {
+          attachLocal(pc);
           await pc.setLocalDescription(await pc.createAnswer());
           send({ type: "signal", to: peer, data: { description: pc.localDescription.toJSON() } });
         }
@@ -363,10 +395,27 @@
       }
     });
   }
+  function localTrack(kind) {
+    if (!localStream) return null;
+    if (kind === "video") return screenTrack || localStream.getVideoTracks()[0] || null;
+    return localStream.getAudioTracks()[0] || null;
+  }
+
+  function attachLocal(pc) {
+    for (const transceiver of pc.getTransceivers()) {
+      if (transceiver.stopped || transceiver.sender.track) continue;
+      const track = localTrack(transceiver.receiver.track.kind);
+      if (track) transceiver.sender.replaceTrack(track);
+      transceiver.direction = "sendrecv";
+    }
+  }
+
+  const videoLine = (pc) => pc.getTransceivers().find((t) => !t.stopped && t.receiver.track.kind === "video");
+
   function replaceVideo(track) {
     for (const { pc } of links.values()) {
-      const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
-      if (sender) sender.replaceTrack(track);
+      const line = videoLine(pc);
+      if (line) line.sender.replaceTrack(track);
     }
   }
   function stopSharing() {
@@ -412,13 +461,11 @@
       let rtt = null;
       let received = 0;
       let lost = 0;
-      let frames = 0;
       stats.forEach((s) => {
         if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime !== undefined) rtt = s.currentRoundTripTime;
         if (s.type === "inbound-rtp") {
           received += s.packetsReceived || 0;
           lost += s.packetsLost || 0;
-          if (s.kind === "video") frames += s.framesDecoded || 0;
         }
       });
       const before = previous.get(peer) || { received: 0, lost: 0 };
@@ -426,7 +473,11 @@
       const dr = received - before.received;
       const dl = Math.max(0, lost - before.lost);
       const loss = dr + dl > 0 ? dl / (dr + dl) : 0;
-      const level = frames === 0 ? "connecting" : rtt !== null && rtt > 0.8 || loss > 0.08 ? "poor" : rtt !== null && rtt > 0.3 || loss > 0.02 ? "fair" : "good";
+      // Judged on every packet received (audio too): someone without a camera is still connected.
+      let level = "good";
+      if (received === 0) level = "connecting";
+      else if ((rtt !== null && rtt > 0.8) || loss > 0.08) level = "poor";
+      else if ((rtt !== null && rtt > 0.3) || loss > 0.02) level = "fair";
       const rank = { good: 0, connecting: 1, fair: 2, poor: 3 };
       if (!worst || rank[level] > rank[worst.level]) worst = { level, rtt, loss };
     }
@@ -464,8 +515,10 @@
     // What each call sends as video: the camera's track, or the shared screen's.
     sentVideo: () =>
       [...links.values()].map(({ pc }) => {
-        const sender = pc.getSenders().find((x) => x.track && x.track.kind === "video");
-        return sender ? (sender.track === screenTrack ? "screen" : "camera") : "none";
+        const line = videoLine(pc);
+        const track = line && line.sender.track;
+        if (!track) return "none";
+        return track === screenTrack ? "screen" : "camera";
       }),
     state: () => state,
     async inboundVideo() {
@@ -474,6 +527,16 @@
         const stats = await pc.getStats();
         stats.forEach((s) => {
           if (s.type === "inbound-rtp" && s.kind === "video") out.push({ framesDecoded: s.framesDecoded || 0 });
+        });
+      }
+      return out;
+    },
+    async inboundAudio() {
+      const out = [];
+      for (const { pc } of links.values()) {
+        const stats = await pc.getStats();
+        stats.forEach((s) => {
+          if (s.type === "inbound-rtp" && s.kind === "audio") out.push({ packetsReceived: s.packetsReceived || 0 });
         });
       }
       return out;
