@@ -43,7 +43,7 @@ def test_video_visit_end_to_end(mode: str, tmp_path: Path) -> None:
         assert all(p["local"] == "relay" for p in pairs), pairs
     else:
         assert all(p["local"] == "host" and p["remote"] == "host" for p in pairs), pairs
-    assert result["quality"] in ("good", "fair", "poor", "connecting")
+    assert result["quality"] == "good"  # loopback: no loss, a round trip of a few ms
     assert result["chat_both_ways"] is True
     assert result["share"] == [["screen"], ["camera"]], result["share"]
     assert result["controls"] == [["Unmute", [False, True]], ["Camera on", [False, False]], [True, True]]

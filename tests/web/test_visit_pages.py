@@ -354,3 +354,45 @@ def test_a_dropped_socket_resumes_its_place(browsers: dict[str, TestClient], cli
     assert c.receive_json() == {"type": "peer-left", "peer": first}
     r_ctx.__exit__(None, None, None)
     c_ctx.__exit__(None, None, None)
+
+
+def test_a_clinician_publishes_availability_from_the_page(
+    browsers: dict[str, TestClient], clinic: Clinic
+) -> None:
+    grey = browsers["grey"]
+    page = grey.get("/schedule")
+    assert page.status_code == 200 and "standard 20 min +10 video" in page.text  # today's rules
+    bad = post(
+        grey,
+        "/schedule",
+        {
+            "timezone": "Europe/Paris",
+            "hours": "Mon 09:00-12:00\nFunday 10:00-11:00",
+            "visit_types": "short 15 min video",
+        },
+    )
+    assert bad.status_code == 400 and "line 2" in bad.text and "Funday 10:00-11:00" in bad.text  # kept to fix
+    unknown = post(
+        grey,
+        "/schedule",
+        {"timezone": "Mars/Olympus", "hours": "Mon 09:00-12:00", "visit_types": "a 15 min video"},
+    )
+    assert unknown.status_code == 400 and "unknown time zone" in unknown.text
+    ok = post(
+        grey,
+        "/schedule",
+        {
+            "timezone": "Europe/Paris",
+            "hours": "Mon 09:00-12:00\n2027-01-09 10:00-11:00",
+            "closures": "2027-01-04 to 2027-01-05 training",
+            "visit_types": "short 15 min +5 video",
+        },
+    )
+    assert ok.status_code == 303 and ok.headers["location"] == "/schedule?saved=1"
+    published = schedule.load(clinic.records.engine, clinic.practitioner_id)
+    assert published.availability.timezone == "Europe/Paris" and published.visit_types == (
+        VisitType("short", 15, 5, "video"),
+    )
+    shown_again = grey.get("/schedule?saved=1").text
+    assert "2027-01-04 to 2027-01-05 training" in shown_again and "published" in shown_again
+    assert browsers["alice"].get("/schedule").status_code == 404  # not a patient's page
