@@ -396,3 +396,16 @@ def test_a_clinician_publishes_availability_from_the_page(
     shown_again = grey.get("/schedule?saved=1").text
     assert "2027-01-04 to 2027-01-05 training" in shown_again and "published" in shown_again
     assert browsers["alice"].get("/schedule").status_code == 404  # not a patient's page
+
+
+def test_today_lists_every_visit_whose_check_in_opened(
+    browsers: dict[str, TestClient], clinic: Clinic
+) -> None:
+    """Near midnight the next visit is tomorrow's, but its patient can already check in: the
+    clinician's day must show it (a browser test once failed at 23:55 UTC for this)."""
+    soon = alice_visit(
+        clinic, start=datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=25)
+    )
+    later = alice_visit(clinic, start=datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=2))
+    page = browsers["grey"].get("/clinic/today").text
+    assert f'data-visit="{soon}"' in page and f'data-visit="{later}"' not in page

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, select, update
 
+from medweave.db import write_tx
 from medweave.errors import MedweaveError
 from medweave.records.service import RecordService
 from medweave.security.principal import Principal
@@ -133,7 +134,7 @@ def send_due(
         ]
     sent = 0
     for appointment_id in due:
-        with records.engine.begin() as conn:
+        with write_tx(records.engine) as conn:
             claimed = conn.execute(
                 update(telehealth_bookings)
                 .where(and_(b.appointment_id == appointment_id, b.reminded_at.is_(None)))
@@ -157,7 +158,7 @@ def send_due(
             send(message_for(visit, to=address, sender=sender, zone=zone, base_url=base_url))
         except (OSError, smtplib.SMTPException) as exc:
             log.warning("a visit reminder was not sent (will retry): %s", type(exc).__name__)
-            with records.engine.begin() as conn:
+            with write_tx(records.engine) as conn:
                 conn.execute(
                     update(telehealth_bookings)
                     .where(b.appointment_id == appointment_id)

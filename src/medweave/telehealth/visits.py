@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, select, update
 from sqlalchemy.engine import Row
 
+from medweave.db import write_tx
 from medweave.errors import Conflict, InvalidInput, NotFound
 from medweave.records import store
 from medweave.records.service import RecordService
@@ -413,7 +414,7 @@ def invite(engine: Engine, *, principal: Principal, visit: Visit, label: str, no
     if visit.state in ("finished", "no-show") or visit.status != "booked":
         raise Conflict("this visit is over")
     secret = rooms.new_invite_secret()
-    with engine.begin() as conn:
+    with write_tx(engine) as conn:
         conn.execute(
             telehealth_invites.insert().values(
                 digest=rooms.invite_digest(secret),
@@ -439,7 +440,7 @@ def redeem(engine: Engine, secret: str, *, now: datetime) -> Guest:
         raise NotFound("this link is not valid")
     digest = rooms.invite_digest(secret)
     i = telehealth_invites.c
-    with engine.begin() as conn:
+    with write_tx(engine) as conn:
         row = conn.execute(select(telehealth_invites).where(i.digest == digest)).first()
         if row is None or row.used_at is not None or now >= row.expires_at:
             raise NotFound("this link is not valid, was already used, or has expired")

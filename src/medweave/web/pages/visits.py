@@ -409,9 +409,13 @@ def today(request: Request, current: Current = Depends(routing.signed_in)) -> Re
     zone = ZoneInfo(_zone_of(current, practitioner))
     local_day = datetime.now(zone).date()
     day = datetime.combine(local_day, datetime.min.time(), zone)
-    found = visits.for_practitioner(
-        current.records.engine, practitioner, start=day, end=day + timedelta(days=1)
-    )
+    # The local day, and past midnight any visit whose check-in has already opened; a patient
+    # still waiting or in the call from earlier stays listed until the visit ends.
+    end = max(day + timedelta(days=1), datetime.now(UTC) + visits.CHECK_IN_EARLY)
+    found = visits.for_practitioner(current.records.engine, practitioner, start=day, end=end)
+    listed = {v.appointment_id for v in found}
+    found += [v for v in visits.queue(current.records.engine, practitioner) if v.appointment_id not in listed]
+    found.sort(key=lambda v: v.start)
     patients = {v.patient_id for v in found if v.patient_id}
     names: dict[str, str] = {}
     if patients:
