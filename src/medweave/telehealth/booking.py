@@ -11,6 +11,7 @@ the database's own guard. The call is audited like any other write.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -138,11 +139,7 @@ def cancel(records: RecordService, *, principal: Principal, appointment_id: str)
             raise Conflict("this visit has moved on and can no longer be cancelled")
         return stored
 
-    with records.trail.event(principal, "update", res_type="Appointment", res_id=appointment_id) as note:
-        stored = records.in_write(run)
-        note.version_id = stored.version_id
-        note.patients.update(p for p in (stored.patient_id,) if p)
-        return stored
+    return _audited_update(records, principal, appointment_id, run)
 
 
 def reschedule(
@@ -184,6 +181,13 @@ def reschedule(
             raise Conflict("that time is already booked") from None
         return stored
 
+    return _audited_update(records, principal, appointment_id, run)
+
+
+def _audited_update(
+    records: RecordService, principal: Principal, appointment_id: str, run: Callable[[Connection], Stored]
+) -> Stored:
+    """Run ``run`` in one write transaction, audited as an update of the Appointment."""
     with records.trail.event(principal, "update", res_type="Appointment", res_id=appointment_id) as note:
         stored = records.in_write(run)
         note.version_id = stored.version_id

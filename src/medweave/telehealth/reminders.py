@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, update
 
 from medweave.db import write_tx
 from medweave.errors import MedweaveError
@@ -31,7 +31,7 @@ from medweave.security.principal import Principal
 from medweave.telehealth import schedule
 from medweave.telehealth.calendar_file import appointment_ics
 from medweave.telehealth.tables import telehealth_bookings
-from medweave.telehealth.visits import Visit, find
+from medweave.telehealth.visits import Visit, due_ids, find
 
 log = logging.getLogger("medweave.telehealth.reminders")
 SYSTEM = Principal.internal("reminders")
@@ -117,21 +117,7 @@ def send_due(
 ) -> int:
     """Send the reminders that are due; returns how many went out."""
     b = telehealth_bookings.c
-    with records.engine.connect() as conn:
-        due = [
-            r.appointment_id
-            for r in conn.execute(
-                select(b.appointment_id).where(
-                    and_(
-                        b.status == "booked",
-                        b.visit_state == "scheduled",
-                        b.reminded_at.is_(None),
-                        b.start > now,
-                        b.start <= now + ahead,
-                    )
-                )
-            )
-        ]
+    due = due_ids(records.engine, b.reminded_at.is_(None), b.start > now, b.start <= now + ahead)
     sent = 0
     for appointment_id in due:
         with write_tx(records.engine) as conn:

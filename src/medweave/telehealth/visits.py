@@ -304,23 +304,22 @@ def end(records: RecordService, *, principal: Principal, appointment_id: str, no
     return _audited(records, principal, appointment_id, run, "end")
 
 
+def due_ids(engine: Engine, *conditions: Any) -> list[str]:
+    """Booked visits not yet checked in that meet ``conditions`` (the sweeps' work lists)."""
+    b = telehealth_bookings.c
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(b.appointment_id).where(
+                and_(b.status == "booked", b.visit_state == "scheduled", *conditions)
+            )
+        )
+        return [r.appointment_id for r in found]
+
+
 def mark_no_shows(records: RecordService, *, now: datetime, grace: timedelta) -> list[str]:
     """Video visits whose patient has not checked in ``grace`` after the start become no-shows."""
     b = telehealth_bookings.c
-    with records.engine.connect() as conn:
-        due = [
-            r.appointment_id
-            for r in conn.execute(
-                select(b.appointment_id).where(
-                    and_(
-                        b.status == "booked",
-                        b.modality == "video",
-                        b.visit_state == "scheduled",
-                        b.start < now - grace,
-                    )
-                )
-            )
-        ]
+    due = due_ids(records.engine, b.modality == "video", b.start < now - grace)
     system = Principal.internal()
     marked = []
     for appointment_id in due:

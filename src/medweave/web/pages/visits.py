@@ -300,6 +300,17 @@ def check_in(
     return redirect(f"/visits/{appointment_id}")
 
 
+async def _call_step(request: Request, current: Current, appointment_id: str, step: Any, state: str) -> None:
+    """Admit or hang up (``visits.admit``/``visits.end``), then tell everyone in the call."""
+    await run_in_threadpool(_visit_for, current, appointment_id)
+    await run_in_threadpool(
+        lambda: step(
+            current.records, principal=current.principal, appointment_id=appointment_id, now=datetime.now(UTC)
+        )
+    )
+    await request.app.state.calls.hub.close_room(appointment_id, {"type": "state", "state": state})
+
+
 @router.post("/visits/{appointment_id}/admit", include_in_schema=False)
 async def admit(
     request: Request,
@@ -307,13 +318,7 @@ async def admit(
     _form: Form = Depends(routing.posted),
     current: Current = Depends(routing.signed_in),
 ) -> Response:
-    await run_in_threadpool(_visit_for, current, appointment_id)
-    await run_in_threadpool(
-        lambda: visits.admit(
-            current.records, principal=current.principal, appointment_id=appointment_id, now=datetime.now(UTC)
-        )
-    )
-    await request.app.state.calls.hub.close_room(appointment_id, {"type": "state", "state": "in-call"})
+    await _call_step(request, current, appointment_id, visits.admit, "in-call")
     return redirect(f"/visits/{appointment_id}")
 
 
@@ -324,13 +329,7 @@ async def end(
     _form: Form = Depends(routing.posted),
     current: Current = Depends(routing.signed_in),
 ) -> Response:
-    await run_in_threadpool(_visit_for, current, appointment_id)
-    await run_in_threadpool(
-        lambda: visits.end(
-            current.records, principal=current.principal, appointment_id=appointment_id, now=datetime.now(UTC)
-        )
-    )
-    await request.app.state.calls.hub.close_room(appointment_id, {"type": "state", "state": "finished"})
+    await _call_step(request, current, appointment_id, visits.end, "finished")
     return redirect(f"/visits/{appointment_id}#note")
 
 
