@@ -9,6 +9,7 @@ from medweave.cli.db import app as db_app
 from medweave.cli.demo import app as demo_app
 from medweave.cli.ledger import app as ledger_app
 from medweave.cli.records import app as records_app
+from medweave.cli.therapy import app as therapy_app
 from medweave.cli.tokens import app as tokens_app
 from medweave.cli.users import app as users_app
 from medweave.cli.worker import worker as worker_command
@@ -20,6 +21,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(therapy_app, name="therapy")
 app.command("worker")(worker_command)
 
 

@@ -1,0 +1,1 @@
+"""Online therapy tools: validated questionnaires and measurement-based care (issue 6)."""

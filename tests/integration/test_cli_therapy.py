@@ -1,0 +1,45 @@
+"""``medweave therapy score`` and ``outcome``: the CLI contract of issue 6."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from medweave.cli.main import app
+
+runner = CliRunner()
+
+
+def test_score_prints_total_severity_and_flags() -> None:
+    r = runner.invoke(app, ["therapy", "score", "phq9", "1,1,2,2,1,1,1,1,1"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"total": 11, "severity": "moderate", "flags": ["risk-review"]}
+    r = runner.invoke(app, ["therapy", "score", "gad2", "2,1"])
+    assert json.loads(r.stdout) == {"total": 3, "severity": "positive", "flags": ["positive-screen:gad7"]}
+    r = runner.invoke(app, ["therapy", "score", "GAD7", "0,0,0,0,0,0,0"])
+    assert json.loads(r.stdout) == {"total": 0, "severity": "minimal", "flags": []}
+
+
+def test_score_refuses_bad_input_with_exit_2() -> None:
+    for args in (["phq9", "1,2"], ["phq9", "1,2,3,4,0,0,0,0,0"], ["phq9", "a,b"], ["bdi", "1,2"]):
+        r = runner.invoke(app, ["therapy", "score", *args])
+        assert r.exit_code == 2, (args, r.output)
+        assert "Traceback" not in r.output and r.stdout == ""
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_outcome() -> None:
+    r = runner.invoke(app, ["therapy", "outcome", "--phq9", "18,3", "--gad7", "12,2"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {
+        "caseness_start": True,
+        "caseness_end": False,
+        "reliable_improvement": True,
+        "reliable_deterioration": False,
+        "recovery": True,
+        "reliable_recovery": True,
+    }
+    for bad in (["--phq9", "18", "--gad7", "1,2"], ["--phq9", "30,1", "--gad7", "1,2"]):
+        r = runner.invoke(app, ["therapy", "outcome", *bad])
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
