@@ -247,7 +247,8 @@ def prepare_clinic(data_dir: Path, base_url: str, rooms: int) -> list[dict[str, 
         out.append(pair)
     with records.engine.begin() as conn:
         conn.execute(update(telehealth_bookings).values(visit_state="in-call"))
-    records.trail.audit.close() if records.trail.audit else None
+    if records.trail.audit is not None:
+        records.trail.audit.close()
     records.engine.dispose()
     return out
 

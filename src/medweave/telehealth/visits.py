@@ -128,6 +128,12 @@ def participant(visit: Visit, principal: Principal) -> str:
     raise NotFound(f"Appointment/{visit.appointment_id} is not a booked visit")
 
 
+def as_clinician(visit: Visit, principal: Principal) -> None:
+    """Only the visit's practitioner admits, hangs up, writes the note and invites guests."""
+    if participant(visit, principal) != "clinician":
+        raise NotFound(f"Appointment/{visit.appointment_id} is not a booked visit")
+
+
 def for_patient(engine: Engine, patient_id: str, *, since: datetime) -> list[Visit]:
     b = telehealth_bookings.c
     with engine.connect() as conn:
@@ -225,8 +231,7 @@ def admit(records: RecordService, *, principal: Principal, appointment_id: str, 
 
     def run(conn: Connection) -> Visit:
         visit = find(conn, appointment_id)
-        if participant(visit, principal) != "clinician":
-            raise NotFound(f"Appointment/{appointment_id} is not a booked visit")
+        as_clinician(visit, principal)
         if visit.state == "in-call":
             return visit
         if visit.state != "waiting":
@@ -273,8 +278,7 @@ def end(records: RecordService, *, principal: Principal, appointment_id: str, no
 
     def run(conn: Connection) -> Visit:
         visit = find(conn, appointment_id)
-        if participant(visit, principal) != "clinician":
-            raise NotFound(f"Appointment/{appointment_id} is not a booked visit")
+        as_clinician(visit, principal)
         if visit.state == "finished":
             return visit
         if visit.state != "in-call" or visit.encounter_id is None or visit.admitted_at is None:
@@ -343,8 +347,7 @@ def save_note(records: RecordService, *, principal: Principal, appointment_id: s
 
     def run(conn: Connection) -> Stored:
         visit = find(conn, appointment_id)
-        if participant(visit, principal) != "clinician":
-            raise NotFound(f"Appointment/{appointment_id} is not a booked visit")
+        as_clinician(visit, principal)
         if visit.encounter_id is None:
             raise Conflict("the note belongs to a visit that took place")
         note_id = note_id_of(visit)
@@ -405,8 +408,7 @@ def read_note(records: RecordService, *, principal: Principal, visit: Visit) -> 
 
 def invite(engine: Engine, *, principal: Principal, visit: Visit, label: str, now: datetime) -> str:
     """A one-time link secret for a guest (an interpreter, a family member); only its hash is kept."""
-    if participant(visit, principal) != "clinician":
-        raise NotFound(f"Appointment/{visit.appointment_id} is not a booked visit")
+    as_clinician(visit, principal)
     label = " ".join(label.split())
     if not label or len(label) > MAX_INVITE_LABEL:
         raise InvalidInput(f'give the guest a label of 1 to {MAX_INVITE_LABEL} characters ("Interpreter")')
