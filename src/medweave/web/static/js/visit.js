@@ -388,7 +388,7 @@
         const display = await navigator.mediaDevices.getDisplayMedia({ video: true });
         screenTrack = display.getVideoTracks()[0];
         screenTrack.onended = stopSharing;
-        replaceVideo(screenTrack);
+        await replaceVideo(screenTrack);
         toggle($("share"), true, ["Share screen", "Stop sharing"]);
       } catch (e) {
         signalStatus.textContent = "Screen sharing was not started.";
@@ -412,18 +412,21 @@
 
   const videoLine = (pc) => pc.getTransceivers().find((t) => !t.stopped && t.receiver.track.kind === "video");
 
+  // replaceTrack settles asynchronously; the button changes only once every call sends the new track.
   function replaceVideo(track) {
+    const pending = [];
     for (const { pc } of links.values()) {
       const line = videoLine(pc);
-      if (line) line.sender.replaceTrack(track);
+      if (line) pending.push(line.sender.replaceTrack(track));
     }
+    return Promise.all(pending);
   }
-  function stopSharing() {
+  async function stopSharing() {
     if (!screenTrack) return;
     screenTrack.stop();
     screenTrack = null;
     const camera = localStream && localStream.getVideoTracks()[0];
-    if (camera) replaceVideo(camera);
+    if (camera) await replaceVideo(camera);
     toggle($("share"), false, ["Share screen", "Stop sharing"]);
   }
   if ($("leave")) $("leave").addEventListener("click", () => hangUp("You left the call. You can rejoin from My visits."));
