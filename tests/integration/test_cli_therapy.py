@@ -43,3 +43,38 @@ def test_outcome() -> None:
     for bad in (["--phq9", "18", "--gad7", "1,2"], ["--phq9", "30,1", "--gad7", "1,2"]):
         r = runner.invoke(app, ["therapy", "outcome", *bad])
         assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+
+
+def test_risk_prints_one_line_per_message(tmp_path) -> None:
+    messages = tmp_path / "in.jsonl"
+    rows = [
+        {"id": "a", "text": "I’ve been saving my tablets and I’m going to take them all tonight"},
+        {"id": 7, "text": "this traffic is killing me"},
+        {"id": "c", "text": "my brother said he wants to kill himself"},
+        {"id": "d", "text": "I don't want to be here any more"},
+    ]
+    messages.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
+    r = runner.invoke(app, ["therapy", "risk", "--jsonl", str(messages)])
+    assert r.exit_code == 0, r.output
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(o["id"], o["level"]) for o in out] == [
+        ("a", "high"),
+        (7, "none"),
+        ("c", "concern"),
+        ("d", "ideation"),
+    ]
+    assert all(set(o) == {"id", "level", "evidence"} for o in out)
+    first = out[0]["evidence"]
+    assert first and all(rows[0]["text"][e["start"] : e["end"]] == e["text"] for e in first)
+
+
+def test_risk_refuses_bad_files_with_exit_2(tmp_path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    for content in ('{"id": 1, "text": "fine"}\nnot json\n', '{"text": "no id"}\n', '["a list"]\n'):
+        bad.write_text(content, encoding="utf-8")
+        r = runner.invoke(app, ["therapy", "risk", "--jsonl", str(bad)])
+        assert r.exit_code == 2, r.output
+        assert r.stdout == "" and "Traceback" not in r.output  # nothing printed before the check
+        assert len(r.stderr.strip().splitlines()) == 1
+    r = runner.invoke(app, ["therapy", "risk", "--jsonl", str(tmp_path / "missing.jsonl")])
+    assert r.exit_code == 2 and "cannot read" in r.stderr

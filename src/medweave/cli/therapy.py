@@ -1,15 +1,18 @@
-"""``medweave therapy``: score a questionnaire and compute care outcomes, offline."""
+"""``medweave therapy``: score a questionnaire, assess messages for risk and compute care
+outcomes, offline."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import typer
 
 from medweave.therapy.instruments import INSTRUMENTS, InvalidAnswers, parse_answers, score
 from medweave.therapy.outcomes import outcome
 
-app = typer.Typer(no_args_is_help=True, help="Therapy tools: questionnaires and outcomes.")
+app = typer.Typer(no_args_is_help=True, help="Therapy tools: questionnaires, risk detection and outcomes.")
 
 
 def _fail(message: str) -> None:
@@ -54,3 +57,43 @@ def outcome_command(
         _fail(str(exc))
         return
     typer.echo(json.dumps(result.as_json()))
+
+
+def _messages(path: Path) -> list[tuple[Any, str]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {path}: {exc.__class__.__name__}")
+        return []
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            _fail(f"{path}:{number}: not a JSON object")
+            return []
+        if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("text"), str):
+            _fail(f'{path}:{number}: each line is {{"id": ..., "text": "..."}}')
+            return []
+        out.append((row["id"], row["text"]))
+    return out
+
+
+@app.command("risk")
+def risk_command(
+    jsonl: Path = typer.Option(..., "--jsonl", help='a file of {"id": ..., "text": ...} lines'),
+) -> None:
+    """Assess each message for suicide and self-harm risk: one JSON line per input with
+    {"id", "level", "evidence"}; level is none, concern, ideation or high."""
+    from medweave.therapy.risk import Detector  # loads onnxruntime: only for this command
+
+    messages = _messages(jsonl)  # all lines are checked before anything is printed
+    detector = Detector()
+    if detector.model_error:
+        typer.echo(f"warning: risk model unavailable ({detector.model_error}); phrase layers only", err=True)
+    results = detector.assess_many([text for _, text in messages])
+    for (ident, _), result in zip(messages, results, strict=True):
+        evidence = [e.as_json() for e in result.evidence]
+        typer.echo(json.dumps({"id": ident, "level": result.level, "evidence": evidence}))
