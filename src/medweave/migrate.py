@@ -17,6 +17,7 @@ TABLE_MODULES = (
     "medweave.identity.tables",
     "medweave.ledger.tables",
     "medweave.telehealth.tables",
+    "medweave.therapy.tables",
 )
 
 
