@@ -127,6 +127,24 @@ class Settings(BaseSettings):
     reminder_hours: int = Field(
         default=24, ge=1, description="How long before a visit its reminder goes out."
     )
+    therapy_locale: str = Field(
+        default="en-US", description="Which crisis lines the therapy assistant gives (en-US, en-GB, ...)."
+    )
+    therapy_crisis_lines_file: Path | None = Field(
+        default=None, description="A JSON file of the clinic's own crisis lines per locale."
+    )
+    therapy_alert_emails: str = Field(
+        default="", description="Comma-separated addresses that safety alerts go to (needs SMTP)."
+    )
+    therapy_alert_webhook: str | None = Field(
+        default=None, description="A URL that each safety alert is POSTed to, as JSON without PHI."
+    )
+    therapy_renotify_minutes: int = Field(
+        default=15, ge=1, description="Minutes before an unacknowledged high-risk alert is sent again."
+    )
+    therapy_risk_model: bool = Field(
+        default=True, description="Run the embedding layer of risk detection (the phrase layers always run)."
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -6,9 +6,15 @@ import os
 import shutil
 import socket
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import uvicorn
 
 # The seeded clinic of the page tests (tests/web/pages_support.py) is the browser tests' too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
@@ -62,3 +68,21 @@ def shot(tab: Any, name: str, *, docs: bool = False, full_page: bool = False) ->
         DOCS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
     return path
+
+
+@contextmanager
+def serving(app: Any, port: int) -> Iterator[None]:
+    """The app under uvicorn on 127.0.0.1:``port``, in a thread, for the length of the block."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="e2e-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

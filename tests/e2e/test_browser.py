@@ -12,15 +12,13 @@ missing) the ones the README shows are copied to ``docs/screenshots/``.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from browser_support import CHROMIUM, CHROMIUM_ARGS, Live, earlier_look, free_port, shot
+from browser_support import CHROMIUM, CHROMIUM_ARGS, Live, earlier_look, free_port, serving, shot
 from pages_support import PASSWORD, build_clinic, next_code
 from playwright.sync_api import expect
 
@@ -50,17 +48,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         reason="Called to the ward at night; no care team reachable",
         minutes=30,
     )
-    server = uvicorn.Server(uvicorn.Config(clinic.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="e2e-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    yield Live(url, clinic)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(clinic.app, port):
+        yield Live(url, clinic)
     engine.dispose()
 
 

@@ -200,6 +200,21 @@ def acknowledge(records: RecordService, *, principal: Principal, alert_id: str, 
     )
 
 
+def recent_level(
+    conn: Connection, patient_id: str, *, since: datetime, sources: tuple[str, ...]
+) -> str | None:
+    """The highest level of the patient's alerts from ``sources`` raised since ``since``,
+    acknowledged or not: acknowledging an alert does not make the risk it reported go away."""
+    rows = conn.execute(
+        select(therapy_alerts.c.level).where(
+            therapy_alerts.c.patient_id == patient_id,
+            therapy_alerts.c.created_at >= since,
+            therapy_alerts.c.source.in_(sources),
+        )
+    ).all()
+    return max((r.level for r in rows), key=LEVELS.index, default=None)
+
+
 def alerts_for(conn: Connection, patients: Any, *, open_only: bool = True, limit: int = 200) -> list[Alert]:
     """Alerts of the patients ``patients`` selects (a SQL subquery or a list of ids), newest first."""
     query = select(therapy_alerts).where(therapy_alerts.c.patient_id.in_(patients))

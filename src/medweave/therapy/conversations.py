@@ -35,7 +35,7 @@ from medweave.errors import InvalidInput, NotFound
 from medweave.records.service import RecordService
 from medweave.records.store import instant
 from medweave.security.principal import Principal
-from medweave.therapy import alerts, assessments, safety
+from medweave.therapy import alerts, assessments, risk, safety
 from medweave.therapy.assistant import Assistant, Context, State, Turn
 from medweave.therapy.instruments import INSTRUMENTS
 from medweave.therapy.risk import Detector
@@ -135,18 +135,27 @@ class Conversations:
     def __init__(
         self,
         records: RecordService,
-        detector: Detector,
+        detector: Detector | None = None,
         *,
+        model: bool = True,
         lines: Mapping[str, safety.Locale] | None = None,
         locale: str = safety.DEFAULT_LOCALE,
         notifier: alerts.Notifier | None = None,
         assistant: Assistant | None = None,
     ) -> None:
         self.records = records
-        self.detector = detector
+        self._detector = detector
+        self._model = model
         self.place = safety.locale_for(lines or safety.DEFAULT_LINES, locale)
         self.notifier = notifier
         self.assistant = assistant or Assistant()
+
+    @property
+    def detector(self) -> Detector:
+        """The given detector, else the process's shared one, loaded on first use."""
+        if self._detector is None:
+            self._detector = risk.shared(model=self._model)
+        return self._detector
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -114,6 +114,14 @@ INSTRUMENTS = {i.code: i for i in (PHQ9, GAD7, PHQ2, GAD2)}
 PHQ9_ITEM9_LOINC = "44260-8"
 
 
+def band(instrument: Instrument, total: int) -> str:
+    """The severity band of a total (ValueError outside the instrument's range)."""
+    for b in instrument.bands:
+        if b.low <= total <= b.high:
+            return b.label
+    raise ValueError(f"{instrument.code} totals run from 0 to {instrument.max_total}")
+
+
 def score(instrument: Instrument, answers: Sequence[int]) -> Score:
     """The total, its severity band and flags (``risk-review``, ``positive-screen``)."""
     if len(answers) != instrument.items:
@@ -122,7 +130,7 @@ def score(instrument: Instrument, answers: Sequence[int]) -> Score:
         if isinstance(value, bool) or not isinstance(value, int) or not ITEM_MIN <= value <= ITEM_MAX:
             raise InvalidAnswers(f"item {n}: answers are whole numbers from {ITEM_MIN} to {ITEM_MAX}")
     total = sum(answers)
-    severity = next(b.label for b in instrument.bands if b.low <= total <= b.high)
+    severity = band(instrument, total)
     flags: list[str] = []
     if any(answers[i - 1] >= 1 for i in instrument.risk_items):
         flags.append("risk-review")

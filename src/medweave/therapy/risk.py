@@ -24,6 +24,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from medweave.therapy import risk_rules
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 LEVELS = risk_rules.LEVELS
 ESCALATE = frozenset({"ideation", "high"})
 SUICIDAL = frozenset({"active", "passive"})
+MODEL_MIN_WORDS = 4
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
@@ -126,12 +128,15 @@ class Detector:
             if vote.level == "none":
                 continue
             sentence = texts[i][a:b]
-            if not _has_first_person(sentence) and _has_other_subject(sentence):
-                partial[i].found.append(
-                    ("concern", Evidence(a, b, sentence.strip(), "model", "other-person"))
-                )
+            about_other = any(ev.tag == "other-person" for _, ev in partial[i].found)
+            if (not _has_first_person(sentence) and _has_other_subject(sentence)) or about_other:
+                # Someone else's risk, or a sentence around a report of it: a safeguarding concern.
+                level, tag = "concern", "other-person"
+            elif len(tokens(sentence)) < MODEL_MIN_WORDS:
+                continue  # too short to judge alone ("I'm scared"); the phrases cover the short forms
             else:
-                partial[i].found.append((vote.level, Evidence(a, b, sentence.strip(), "model", vote.level)))
+                level, tag = vote.level, vote.level
+            partial[i].found.append((level, Evidence(a, b, sentence.strip(), "model", tag)))
         return [p.result(self.model_error) for p in partial]
 
 
@@ -176,3 +181,9 @@ class _Partial:
         evidence = tuple(sorted({ev for _, ev in found}, key=lambda e: (e.start, e.end, e.layer)))
         about_other = any(ev.tag == "other-person" for ev in evidence)
         return Result(level, evidence, about_other, model_error, tuple(self.negated))
+
+
+@cache
+def shared(*, model: bool = True) -> Detector:
+    """One detector per process (loading the model takes a second and some memory)."""
+    return Detector(model=model)

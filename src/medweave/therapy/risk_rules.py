@@ -182,7 +182,8 @@ _TOPIC = frozenset(
     "helplines research dissertation thesis essay documentary statistics rates risk pledge campaign lecture "
     "class module film movie book novel podcast article study studies volunteer volunteering fundraiser "
     "fundraising workshop seminar conference policy team nurse nurses squad show series season episode "
-    "album band song lyrics game play gcse exam reading scene character plot story shakespeare".split()
+    "album band song lyrics game play gcse exam reading scene character plot story shakespeare theme tune "
+    "track".split()
 )
 #: When an attempt was long ago: the C-SSRS counts behaviour in the past 3 months as high risk.
 _PAST = re.compile(
@@ -192,6 +193,7 @@ _PAST = re.compile(
 )
 _DENIAL_AFTER = re.compile(
     r"^(?:\w+ ){0,3}(?:- |, )?(?:(?:and )?the answer (?:is|was) (?:honestly |definitely |still )?no|"
+    r"(?:and )?i (?:honestly |truthfully )?(?:said|say|answered) no|"
     r"no none|none at all|not at all|no not|no never|no i (?:havent|dont)|"
     r"but (?:they|it|that|those) (?:havent|hasnt|didnt|doesnt|dont)(?! work)|never (?:had|have))\b"
 )
@@ -237,9 +239,9 @@ def _words(message: str) -> _Words:
     expanded: list[bool] = []
     possessive: list[bool] = []
     for n, tok in enumerate(toks):
-        parts = tok.text.split()
+        parts = tok.text.split() or [tok.text]  # a line break stays, as a clause boundary
         raw = message[tok.start : tok.end].casefold()
-        following = toks[n + 1].text.split()[0] if n + 1 < len(toks) else ""
+        following = (toks[n + 1].text.split() or [""])[0] if n + 1 < len(toks) else ""
         owner = raw[-2:] in ("'s", "\u2019s") and following not in _CONTRACTED
         for w in parts:
             words.append(w)

@@ -108,7 +108,8 @@ def _normal(raw: str) -> str:
 def tokens(message: str) -> list[Token]:
     """The message as normalised tokens, each with its span in ``message``; a token may hold
     several words ("kms" → "kill myself")."""
-    return [Token(_normal(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(message)]
+    found = (Token(_normal(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(message))
+    return [t for t in found if t.text.strip() or t.text == "\n"]  # NFKC can make a symbol a space
 
 
 def normalise(message: str) -> str:

@@ -31,6 +31,9 @@ from medweave.security.tokens import load_or_create_token_secret
 from medweave.telehealth.calls import Calls
 from medweave.telehealth.reminders import Mailer, send_due
 from medweave.telehealth.visits import mark_no_shows
+from medweave.therapy import alerts as therapy_alerts
+from medweave.therapy import safety as therapy_safety
+from medweave.therapy.conversations import Conversations
 from medweave.web import errors
 from medweave.web.auth import Authenticator
 from medweave.web.headers import SecurityHeaders
@@ -126,6 +129,7 @@ def create_app(
     ledger = ledger or build_ledger(settings, records)
     authenticator = authenticator or build_authenticator(settings, identity=identity)
     calls = calls or Calls.from_settings(settings, token_secret=authenticator.secret)
+    conversations = build_conversations(settings, records)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -133,8 +137,10 @@ def create_app(
         after = witness_step(settings, ledger)
         sequencer = Sequencer(ledger, interval=interval, after=after).start() if interval > 0 else None
         sweeper = asyncio.create_task(_every_minute(telehealth_sweep(records, settings)))
+        renotifier = asyncio.create_task(_every_minute(therapy_sweep(records, settings, conversations)))
         yield
         sweeper.cancel()
+        renotifier.cancel()
         await calls.hub.close()
         if sequencer is not None:
             sequencer.stop()
@@ -151,6 +157,7 @@ def create_app(
     app.state.records = records
     app.state.authenticator = authenticator
     app.state.calls = calls
+    app.state.conversations = conversations
     app.state.identity = identity
     app.state.ledger = ledger
     app.state.session_principal = session_principal
@@ -180,6 +187,48 @@ def mailer(settings: Settings) -> Mailer | None:
     )
 
 
+def build_conversations(settings: Settings, records: RecordService) -> Conversations:
+    """The therapy assistant: crisis lines (the clinic's file, checked now), alert notices."""
+    lines = therapy_safety.DEFAULT_LINES
+    if settings.therapy_crisis_lines_file is not None:
+        try:
+            text = settings.therapy_crisis_lines_file.read_text(encoding="utf-8")
+            lines = therapy_safety.parse_lines(text)
+        except (OSError, therapy_safety.InvalidCrisisLines) as exc:
+            raise ConfigurationError(f"MEDWEAVE_THERAPY_CRISIS_LINES_FILE: {exc}") from None
+    smtp = mailer(settings)
+    emails = tuple(a.strip() for a in settings.therapy_alert_emails.split(",") if a.strip())
+    notifier = None
+    if (emails and smtp is not None) or settings.therapy_alert_webhook:
+        notifier = therapy_alerts.Notifier(
+            emails=emails if smtp is not None else (),
+            send_email=smtp.send if smtp is not None else None,
+            sender=settings.smtp_from,
+            webhook=settings.therapy_alert_webhook,
+            dashboard_url=settings.base_url.rstrip("/") + "/therapy/caseload",
+        )
+    return Conversations(
+        records,
+        model=settings.therapy_risk_model,
+        lines=lines,
+        locale=settings.therapy_locale,
+        notifier=notifier,
+    )
+
+
+def therapy_sweep(
+    records: RecordService, settings: Settings, conversations: Conversations
+) -> Callable[[], object]:
+    """Send again the high-risk alerts nobody has acknowledged."""
+    after = timedelta(minutes=settings.therapy_renotify_minutes)
+
+    def run() -> None:
+        if conversations.notifier is not None:
+            therapy_alerts.renotify(records, conversations.notifier, now=datetime.now(UTC), after=after)
+
+    return run
+
+
 def telehealth_sweep(records: RecordService, settings: Settings) -> Callable[[], object]:
     """One run of the minute's telehealth chores: mark no-shows, send the reminders that are due."""
     grace = timedelta(minutes=settings.telehealth_no_show_minutes)
@@ -206,7 +255,7 @@ async def _every_minute(chore: Callable[[], object]) -> None:
         try:
             await run_in_threadpool(chore)
         except Exception as exc:  # a busy database or mail server: try again next minute
-            log.warning("the telehealth sweep failed: %s", type(exc).__name__)
+            log.warning("a periodic sweep failed: %s", type(exc).__name__)
         await asyncio.sleep(60)
 
 

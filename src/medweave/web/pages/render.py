@@ -34,12 +34,21 @@ def navigation(session: Session | None) -> list[tuple[str, str]]:
         return []
     role = session.user.role
     if role == Role.PATIENT:
-        return [("/me", "My record"), ("/visits", "My visits"), ("/ledger", "Records ledger")]
+        return [
+            ("/me", "My record"),
+            ("/visits", "My visits"),
+            ("/therapy", "Support assistant"),
+            ("/ledger", "Records ledger"),
+        ]
     items: list[tuple[str, str]] = []
     if role != Role.ADMIN:
         items.append(("/patients", "My patients"))
     if role in CARE_ROLES:
-        items += [("/clinic/today", "Today's visits"), ("/schedule", "My availability")]
+        items += [
+            ("/clinic/today", "Today's visits"),
+            ("/schedule", "My availability"),
+            ("/therapy/caseload", "Therapy caseload"),
+        ]
     if role == Role.ADMIN:
         items += [
             ("/admin/users", "Users"),

@@ -7,8 +7,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from medweave.web.pages import admin, authorize, breakglass, clinic, clinician, jobs, patient, signin, visits
+from medweave.web.pages import (
+    admin,
+    authorize,
+    breakglass,
+    clinic,
+    clinician,
+    jobs,
+    patient,
+    signin,
+    therapy,
+    visits,
+)
 
 router = APIRouter()
-for _pages in (signin, patient, clinician, admin, jobs, breakglass, authorize, visits, clinic):
+for _pages in (signin, patient, clinician, admin, jobs, breakglass, authorize, visits, clinic, therapy):
     router.include_router(_pages.router)
