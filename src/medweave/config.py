@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     therapy_renotify_minutes: int = Field(
         default=15, ge=1, description="Minutes before an unacknowledged high-risk alert is sent again."
     )
+    therapy_review_after_sessions: int = Field(
+        default=6,
+        ge=1,
+        description="Scores at a step without reliable improvement before a step-up review is flagged.",
+    )
     therapy_risk_model: bool = Field(
         default=True, description="Run the embedding layer of risk detection (the phrase layers always run)."
     )

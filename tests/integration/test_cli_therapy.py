@@ -78,3 +78,13 @@ def test_risk_refuses_bad_files_with_exit_2(tmp_path) -> None:
         assert len(r.stderr.strip().splitlines()) == 1
     r = runner.invoke(app, ["therapy", "risk", "--jsonl", str(tmp_path / "missing.jsonl")])
     assert r.exit_code == 2 and "cannot read" in r.stderr
+
+
+def test_chat_runs_the_assistant_in_the_terminal() -> None:
+    said = "hello\nPHQ-2\n2\n1\nI don't want to be alive anymore\nquit\n"
+    r = runner.invoke(app, ["therapy", "chat", "--no-model", "--locale", "en-GB"], input=said)
+    assert r.exit_code == 0, r.output
+    assert "not a human" in r.stdout and "Generalized" not in r.stdout
+    assert "116 123" in r.stdout  # the UK lines
+    assert '[questionnaire] {"instrument": "phq2", "answers": [2, 1]}' in r.stderr
+    assert '[alert] {"level": "ideation", "source": "chat"}' in r.stderr

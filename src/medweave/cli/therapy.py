@@ -97,3 +97,43 @@ def risk_command(
     for (ident, _), result in zip(messages, results, strict=True):
         evidence = [e.as_json() for e in result.evidence]
         typer.echo(json.dumps({"id": ident, "level": result.level, "evidence": evidence}))
+
+
+@app.command("chat")
+def chat_command(
+    locale: str = typer.Option("en-US", "--locale", help="whose crisis lines to give: en-US, en-GB"),
+    no_model: bool = typer.Option(False, "--no-model", help="run the phrase layers of risk detection only"),
+) -> None:
+    """Talk to the assistant in the terminal, offline: nothing is written to any record. Each
+    action the app would carry out (an alert, a questionnaire to store) is shown on stderr."""
+    from datetime import UTC, datetime
+
+    from medweave.therapy.assistant import Assistant, Context, State
+    from medweave.therapy.risk import Detector
+    from medweave.therapy.safety import DEFAULT_LINES, locale_for
+
+    detector = Detector(model=not no_model)
+    if detector.model_error and not no_model:
+        typer.echo(f"warning: risk model unavailable ({detector.model_error}); phrase layers only", err=True)
+    bot, state = Assistant(), State()
+    context = Context(locale_for(DEFAULT_LINES, locale))
+    typer.echo('Type a message and press Enter; "quit" or end of input leaves.', err=True)
+    while True:
+        try:
+            text = input("you> ")
+        except EOFError:
+            break
+        if text.strip().lower() in ("quit", "exit"):
+            break
+        if not text.strip():
+            continue
+        turn = bot.turn(
+            state, text[:2000], risk=detector.assess(text[:2000]), context=context, now=datetime.now(UTC)
+        )
+        state = turn.state
+        for reply in turn.replies:
+            typer.echo(f"assistant> {reply}")
+        for action in turn.actions:
+            typer.echo(f"[{action.kind}] {json.dumps(dict(action.data))}", err=True)
+        if turn.choices:
+            typer.echo(f"  ({' / '.join(turn.choices)})")

@@ -48,6 +48,12 @@ STOP = re.compile(r"^\s*(?:stop|cancel|quit|exit|menu|main menu|start again|neve
 ARE_YOU_HUMAN = re.compile(
     r"\bare you (?:a |an )?(?:human|real|person|bot|robot|ai|computer|machine)\b", re.I
 )
+GOAL = re.compile(
+    r"\b(?:my goal is|my goals? (?:are|is)|i want to work on|i'd like to work on|i want to get better at)"
+    r"\s+(?:to\s+)?(?P<goal>[^.!?\n]{3,120})",
+    re.I,
+)
+MAX_GOALS = 5
 MENU = (
     'I can: check in on your mood (type "check in"); take a questionnaire ("PHQ-9" for mood, '
     '"GAD-7" for anxiety); try an exercise ("exercise"); or reach your care team ("human").'
@@ -74,16 +80,19 @@ class State:
     slots: Mapping[str, str] = field(default_factory=dict)
     disclosed_at: str | None = None  # ISO instant
     history: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # exercise code -> counts
+    goals: tuple[str, ...] = ()  # what the patient said they want to work on (the latest few)
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["answers"] = list(self.answers)
+        out["goals"] = list(self.goals)
         return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> State:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["answers"] = tuple(known.get("answers", ()))
+        known["goals"] = tuple(known.get("goals", ()))
         return cls(**known)
 
 
@@ -186,6 +195,16 @@ class Assistant:
 
     def _idle(self, state: State, text: str, context: Context, now: datetime) -> Turn:
         t = text.casefold()
+        goal = GOAL.search(text)
+        if goal:
+            goals = (*state.goals, goal.group("goal").strip())[-MAX_GOALS:]
+            return Turn(
+                (
+                    f"Thank you, I've noted your goal: \"{goals[-1]}\". I'll bear it in mind when I suggest "
+                    'exercises. Type "exercise" to see them.',
+                ),
+                replace(state, goals=goals),
+            )
         for code, instrument in INSTRUMENTS.items():
             if re.search(rf"\b{instrument.code[:3]}-?{instrument.code[3:]}\b", t):
                 return self._start_questionnaire(state, code)
@@ -226,9 +245,8 @@ class Assistant:
             )
         mood = int(m.group(1))
         idle = replace(state, mode="idle")
-        top = suggest(phq9=context.phq9, gad7=context.gad7, goals=context.goals, history=_engagement(state))[
-            0
-        ]
+        goals = (*context.goals, *state.goals)
+        top = suggest(phq9=context.phq9, gad7=context.gad7, goals=goals, history=_engagement(state))[0]
         reply = (
             f"Thank you, I've noted your mood as {mood} out of 10. "
             f"If you'd like something to try: {top.exercise.title}. {top.reason} "
@@ -366,9 +384,8 @@ class Assistant:
     # -- exercises -----------------------------------------------------------------------------
 
     def _offer_exercises(self, state: State, context: Context) -> Turn:
-        ranked = suggest(
-            phq9=context.phq9, gad7=context.gad7, goals=context.goals, history=_engagement(state)
-        )[:3]
+        goals = (*context.goals, *state.goals)
+        ranked = suggest(phq9=context.phq9, gad7=context.gad7, goals=goals, history=_engagement(state))[:3]
         lines = [f"{s.exercise.title}: {s.reason}" for s in ranked]
         return Turn(
             ("Here are some exercises you could try:", *lines, "Type the name of one to start it."),

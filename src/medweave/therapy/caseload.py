@@ -59,6 +59,7 @@ class Row:
     alert: alerts.Alert | None
     phq9: int | None
     gad7: int | None
+    step_up_review: bool = False
 
 
 def _when(resource: Mapping[str, Any]) -> datetime:
@@ -177,7 +178,7 @@ def recommendation(
     plan_list = plans(records, principal=principal, patient_id=patient_id)
     step = current_step(plan_list)
     since = plan_list[-1].get("created") if plan_list else None
-    sessions = len([p for p in phq if since is None or instant(p.when) >= str(since)])
+    sessions = len([p for p in phq if since is None or instant(p.when) > str(since)])  # after the decision
     with records.engine.connect() as conn:
         text_risk = alerts.recent_level(conn, patient_id, since=now - RISK_LOOKBACK, sources=("chat",))
     data = pathway.PathwayInput(
@@ -242,24 +243,30 @@ def decide(
 # -- the caseload --------------------------------------------------------------------------------
 
 
-def caseload(records: RecordService, *, principal: Principal, names: Mapping[str, str]) -> list[Row]:
+def caseload(
+    records: RecordService,
+    *,
+    principal: Principal,
+    names: Mapping[str, str],
+    now: datetime,
+    review_after: int = pathway.REVIEW_AFTER_SESSIONS,
+) -> list[Row]:
     """The patients in ``names`` (id -> name, those the clinician may see), most urgent first:
-    open alerts by level, then the latest PHQ-9."""
+    open alerts by level, then the latest PHQ-9; each flagged when a step-up review is due."""
     with records.engine.connect() as conn:
         open_alerts = {a.patient_id: a for a in reversed(alerts.alerts_for(conn, list(names)))}
     rows = []
     for pid, name in names.items():
         found = scores(records, principal=principal, patient_id=pid)
         phq, gad = found["phq9"], found["gad7"]
-        rows.append(
-            Row(
-                pid,
-                name,
-                open_alerts.get(pid),
-                phq[-1].value if phq else None,
-                gad[-1].value if gad else None,
+        review = False
+        if phq:
+            recommended, _ = recommendation(
+                records, principal=principal, patient_id=pid, now=now, review_after=review_after
             )
-        )
+            review = recommended.step_up_review
+        latest_phq, latest_gad = (phq[-1].value if phq else None), (gad[-1].value if gad else None)
+        rows.append(Row(pid, name, open_alerts.get(pid), latest_phq, latest_gad, review))
     rank = {level: n for n, level in enumerate(alerts.LEVELS, 1)}
     return sorted(rows, key=lambda r: (-(rank[r.alert.level] if r.alert else 0), -(r.phq9 or -1), r.name))
 

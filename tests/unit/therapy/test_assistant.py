@@ -117,3 +117,16 @@ def test_rewording_never_touches_the_safety_message() -> None:
 def test_it_never_goes_silent(messages: list[str]) -> None:
     for turn in chat(messages):
         assert turn.replies and all(r.strip() for r in turn.replies)
+
+
+def test_a_goal_is_kept_and_shapes_the_suggestions() -> None:
+    bot, no_scores = Assistant(), Context(DEFAULT_LINES["en-US"])
+    before = bot.turn(State(), "exercise", risk=DETECT.assess("exercise"), context=no_scores, now=T0)
+    first = bot.turn(
+        State(), "my goal is to sleep better", risk=DETECT.assess("x"), context=no_scores, now=T0
+    )
+    assert first.state.goals == ("sleep better",)
+    after = bot.turn(first.state, "exercise", risk=DETECT.assess("exercise"), context=no_scores, now=T0)
+    assert "sleep" not in before.replies[1].casefold()
+    assert "sleep" in after.replies[1].casefold()  # the sleep text comes first for a sleep goal
+    assert State.from_json(after.state.as_json()).goals == ("sleep better",)

@@ -123,7 +123,13 @@ def _names(current: Current) -> dict[str, str]:
 def dashboard(request: Request, current: Current = Depends(routing.signed_in)) -> Response:
     _staff(current)
     names = _names(current)
-    rows = caseload.caseload(current.records, principal=current.principal, names=names)
+    rows = caseload.caseload(
+        current.records,
+        principal=current.principal,
+        names=names,
+        now=datetime.now(UTC),
+        review_after=request.app.state.settings.therapy_review_after_sessions,
+    )
     return page(request, "therapy_caseload.html", title="Therapy caseload", rows=rows, names=names)
 
 
@@ -167,7 +173,11 @@ def patient_view(
         current.records.read(principal=current.principal, res_type="Patient", res_id=patient_id).body or {}
     )
     recommended, data = caseload.recommendation(
-        current.records, principal=current.principal, patient_id=patient_id, now=datetime.now(UTC)
+        current.records,
+        principal=current.principal,
+        patient_id=patient_id,
+        now=datetime.now(UTC),
+        review_after=request.app.state.settings.therapy_review_after_sessions,
     )
     with current.records.engine.connect() as conn:
         open_alerts = alerts.alerts_for(conn, [patient_id])
@@ -198,13 +208,20 @@ def patient_view(
 
 @router.post("/therapy/patients/{patient_id}/pathway", include_in_schema=False)
 def decide(
-    patient_id: str, form: Form = Depends(routing.posted), current: Current = Depends(routing.signed_in)
+    request: Request,
+    patient_id: str,
+    form: Form = Depends(routing.posted),
+    current: Current = Depends(routing.signed_in),
 ) -> Response:
     _staff(current)
     if not fhir.valid_id(patient_id):
         raise NotFound("no such patient")
     recommended, _ = caseload.recommendation(
-        current.records, principal=current.principal, patient_id=patient_id, now=datetime.now(UTC)
+        current.records,
+        principal=current.principal,
+        patient_id=patient_id,
+        now=datetime.now(UTC),
+        review_after=request.app.state.settings.therapy_review_after_sessions,
     )
     raw = form.fields.get("step", "").strip()
     if raw and (not raw.isdigit() or int(raw) not in pathway.STEPS):
