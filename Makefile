@@ -53,6 +53,7 @@ bench: dev
 	$(BIN)/python bench/records.py
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/telehealth.py
+	$(BIN)/python bench/therapy.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
