@@ -107,6 +107,17 @@ def test_the_therapy_view_shows_items_and_records_a_pathway_decision(
     assert r.status_code == 303 and "error" not in r.headers["location"]
     view = html.unescape(grey.get(f"/therapy/patients/{clinic.patient_id}").text)
     assert "Overridden to step 2: patient prefers group CBT" in view
+    # What only the clinician can judge: preferences reorder the options, never the step.
+    judged = html.unescape(grey.get(f"/therapy/patients/{clinic.patient_id}?pref_declines_medication=1").text)
+    assert (
+        "Recommended: <strong>Step 3" in judged
+        and 'name="pref_declines_medication" value="1" checked' in judged
+    )
+    r = post(grey, f"/therapy/patients/{clinic.patient_id}/pathway", {"step": "3", "impaired": "1"})
+    assert r.status_code == 303 and "error" not in r.headers["location"]
+    assert "Clinician's judgement: marked functional impairment" in html.unescape(
+        grey.get(f"/therapy/patients/{clinic.patient_id}").text
+    )
 
     assert grey.get(f"/therapy/patients/{clinic.other_id}").status_code == 404  # Bob is not in Grey's care
     assert browsers["ada"].get(f"/therapy/patients/{clinic.patient_id}").status_code == 404

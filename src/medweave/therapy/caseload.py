@@ -53,6 +53,21 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Judgement:
+    """What the clinician judges and the record cannot say (NICE CG123 and CG113 ask for each)."""
+
+    persistent: bool = False  # the symptoms have lasted
+    impaired: bool = False  # marked functional impairment
+    preferences: tuple[str, ...] = ()  # pathway.PREFERENCES
+
+    def describe(self) -> str:
+        parts = ["persistent symptoms"] if self.persistent else []
+        parts += ["marked functional impairment"] if self.impaired else []
+        parts += [p.replace("_", " ") for p in self.preferences]
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
 class Row:
     patient_id: str
     name: str
@@ -171,7 +186,11 @@ def recommendation(
     patient_id: str,
     now: datetime,
     review_after: int = pathway.REVIEW_AFTER_SESSIONS,
+    judged: Judgement | None = None,
 ) -> tuple[pathway.Recommendation, pathway.PathwayInput]:
+    """The recommendation from the record (scores, risk, the current step and how long it has
+    run) and what only the clinician can judge (``judged``: duration, functioning, preferences)."""
+    judged = judged or Judgement()
     found = scores(records, principal=principal, patient_id=patient_id)
     phq, gad = found["phq9"], found["gad7"]
     items = latest_items(records, principal=principal, patient_id=patient_id, code="phq9")
@@ -190,6 +209,9 @@ def recommendation(
         current_step=step,
         sessions_at_step=sessions if step is not None else 0,
         reliable_improvement=any(p.change == "reliable improvement" for p in phq + gad),
+        marked_functional_impairment=judged.impaired,
+        preferences=judged.preferences,
+        persistent=judged.persistent,
     )
     return pathway.recommend(data, review_after_sessions=review_after), data
 
@@ -203,6 +225,7 @@ def decide(
     chosen_step: int | None,
     reason: str,
     now: datetime,
+    judged: Judgement | None = None,
 ) -> pathway.Decision:
     """Confirm (``chosen_step`` None or the same step) or override (another step, with a reason,
     else ``InvalidDecision``) the recommendation, as a CarePlan on the record."""
@@ -215,6 +238,8 @@ def decide(
         )
     rules = ", ".join(decision.rule_ids)
     note = f"Recommended step {decision.recommended_step} (rules: {rules})."
+    if judged is not None and judged.describe():
+        note += f" Clinician's judgement: {judged.describe()}."
     if decision.overridden:
         note += f" Overridden to step {decision.chosen_step}: {decision.reason}"
     plan: dict[str, Any] = {

@@ -41,7 +41,9 @@ ask for a step; the recommendation is the highest step asked for, so a risk rule
 it. The interventions are those of the rules at that step (or the step's defaults), filtered and
 ordered by the person's preferences, which never change the step. ``current_step`` None means a
 first assessment; any other value means the person is already on the pathway and is being
-reviewed, so scores that persist in the mild range step up as CG123 and CG113 describe.
+reviewed, so scores that persist in the mild range step up as CG123 and CG113 describe. How long
+symptoms have lasted is the clinician's judgement (``persistent``): persistent symptoms at a
+first assessment are treated as at a review.
 
 Service choices, labelled as such in the rules: "moderate" risk or free-text ideation sets step 3
 as a floor (high-intensity care from a qualified therapist, with an urgent clinician risk review);
@@ -278,6 +280,7 @@ class PathwayInput:
     reliable_improvement: bool = False  # since the start of the current step (outcomes.py)
     marked_functional_impairment: bool = False  # clinician-judged (CG113 step 3)
     preferences: tuple[str, ...] = ()  # from PREFERENCES
+    persistent: bool = False  # clinician-judged: symptoms have lasted (CG123 "persistent")
 
     def __post_init__(self) -> None:
         for name, value, top in (("phq9", self.phq9, PHQ9_MAX), ("gad7", self.gad7, GAD7_MAX)):
@@ -298,7 +301,7 @@ class PathwayInput:
             raise InvalidPathwayInput("sessions_at_step is a whole number, 0 or more")
         if self.current_step is None and self.sessions_at_step:
             raise InvalidPathwayInput("sessions at a step need a current step")
-        for name in ("reliable_improvement", "marked_functional_impairment"):
+        for name in ("reliable_improvement", "marked_functional_impairment", "persistent"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidPathwayInput(f"{name} is true or false")
         if not isinstance(self.preferences, tuple) or any(p not in PREFERENCES for p in self.preferences):
@@ -409,7 +412,7 @@ def recommend(data: PathwayInput, *, review_after_sessions: int = REVIEW_AFTER_S
     """The recommended step, its interventions, the rules that fired and the actions they call for."""
     if not _whole(review_after_sessions, 1, None):
         raise InvalidPathwayInput("review_after_sessions is a whole number, 1 or more")
-    first = data.current_step is None
+    first = data.current_step is None and not data.persistent
     fired = _risk(data)
     if data.phq9 is None and data.gad7 is None:
         fired.append(_Fired(RULES["NO-SCORES"], 1, STEP_INTERVENTIONS[1], ("complete a PHQ-9 and a GAD-7",)))

@@ -351,3 +351,12 @@ def test_risk_never_lowers_the_step(data: PathwayInput, level: str) -> None:
 def test_preferences_never_change_the_step(data: PathwayInput, pref: str) -> None:
     plain = recommend(_with(data, preferences=()))
     assert recommend(_with(data, preferences=(pref,))).step == plain.step
+
+
+def test_persistent_symptoms_at_a_first_assessment_step_up_like_at_a_review() -> None:
+    from medweave.therapy.pathway import PathwayInput, recommend
+
+    assert recommend(PathwayInput(phq9=7)).step == 1  # subthreshold, first seen: active monitoring
+    persisting = recommend(PathwayInput(phq9=7, persistent=True))
+    assert persisting.step == 2 and "PHQ9-SUBTHRESHOLD-PERSISTENT" in [r.id for r in persisting.rules]
+    assert recommend(PathwayInput(gad7=12, persistent=True)).step == 2

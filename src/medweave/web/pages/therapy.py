@@ -105,6 +105,18 @@ def say(
 # -- the clinician ---------------------------------------------------------------------------------
 
 
+def _judgement(fields: Any) -> caseload.Judgement:
+    """The clinician's ticks (query string or form): duration, functioning, preferences."""
+
+    def on(name: str) -> bool:
+        return fields.get(name, "") in ("1", "on", "true")
+
+    prefs = tuple(p for p in pathway.PREFERENCES if on(f"pref_{p}"))
+    if {"prefers_group", "prefers_individual"} <= set(prefs):
+        raise InvalidInput("choose group or individual, not both")
+    return caseload.Judgement(persistent=on("persistent"), impaired=on("impaired"), preferences=prefs)
+
+
 def _staff(current: Current) -> str:
     require_role(current, *CARE_ROLES)
     if not current.principal.practitioner_id:
@@ -172,12 +184,14 @@ def patient_view(
     patient = (
         current.records.read(principal=current.principal, res_type="Patient", res_id=patient_id).body or {}
     )
+    judged = _judgement(request.query_params)
     recommended, data = caseload.recommendation(
         current.records,
         principal=current.principal,
         patient_id=patient_id,
         now=datetime.now(UTC),
         review_after=request.app.state.settings.therapy_review_after_sessions,
+        judged=judged,
     )
     with current.records.engine.connect() as conn:
         open_alerts = alerts.alerts_for(conn, [patient_id])
@@ -201,6 +215,8 @@ def patient_view(
         pathway_input=data,
         plans=list(reversed(plans)),
         steps=pathway.STEPS,
+        judged=judged,
+        preferences=pathway.PREFERENCES,
         error=request.query_params.get("error", "")[:200],
         **_history(current, patient_id),
     )
@@ -216,12 +232,14 @@ def decide(
     _staff(current)
     if not fhir.valid_id(patient_id):
         raise NotFound("no such patient")
+    judged = _judgement(form.fields)
     recommended, _ = caseload.recommendation(
         current.records,
         principal=current.principal,
         patient_id=patient_id,
         now=datetime.now(UTC),
         review_after=request.app.state.settings.therapy_review_after_sessions,
+        judged=judged,
     )
     raw = form.fields.get("step", "").strip()
     if raw and (not raw.isdigit() or int(raw) not in pathway.STEPS):
@@ -235,6 +253,7 @@ def decide(
             chosen_step=int(raw) if raw else None,
             reason=form.fields.get("reason", ""),
             now=datetime.now(UTC),
+            judged=judged,
         )
     except pathway.InvalidDecision as exc:
         raise Redirect(f"/therapy/patients/{patient_id}?error={quote(str(exc), safe='')}#pathway") from None
