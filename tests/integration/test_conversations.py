@@ -4,18 +4,15 @@ re-notified until acknowledged, and the transcript readable only by whom the acc
 
 from __future__ import annotations
 
-import email
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
+from mail_support import Inbox, smtp_server
 from sqlalchemy import select
 
 from medweave.errors import InvalidInput, NotFound
@@ -70,27 +67,16 @@ def clinic(records: RecordService) -> dict[str, str]:
     return {"grey": grey, "yang": yang, "alice": alice}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture
 def notices() -> Iterator[tuple[alerts.Notifier, Inbox, list[dict[str, Any]]]]:
-    inbox, hooks = Inbox(), []
-    smtp_port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
+    hooks: list[dict[str, Any]] = []
+    with smtp_server() as (inbox, smtp_port):
+        yield from _with_webhook(inbox, smtp_port, hooks)
+
+
+def _with_webhook(
+    inbox: Inbox, smtp_port: int, hooks: list[dict[str, Any]]
+) -> Iterator[tuple[alerts.Notifier, Inbox, list[dict[str, Any]]]]:
 
     class Hook(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -111,7 +97,6 @@ def notices() -> Iterator[tuple[alerts.Notifier, Inbox, list[dict[str, Any]]]]:
     )
     yield notifier, inbox, hooks
     server.shutdown()
-    controller.stop()
 
 
 def test_a_risky_message_raises_one_alert_and_notices_that_name_no_one(

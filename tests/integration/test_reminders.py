@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import email
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from typing import Any
 
 import icalendar
 import pytest
-from aiosmtpd.controller import Controller
+from mail_support import Inbox, free_port, smtp_server
 
 from medweave.records.service import RecordService
 from medweave.security.principal import Principal
@@ -25,29 +22,10 @@ VIDEO = VisitType("standard", 20, 0, "video")
 NOW = datetime(2027, 3, 1, 8, tzinfo=UTC)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 def patient(records: RecordService, address: str | None) -> str:

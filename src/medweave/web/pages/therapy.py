@@ -117,6 +117,23 @@ def _judgement(fields: Any) -> caseload.Judgement:
     return caseload.Judgement(persistent=on("persistent"), impaired=on("impaired"), preferences=prefs)
 
 
+def _recommend(
+    request: Request, current: Current, patient_id: str, judged: caseload.Judgement
+) -> tuple[pathway.Recommendation, pathway.PathwayInput]:
+    """The pathway recommendation for a patient the signed-in clinician may see."""
+    _staff(current)
+    if not fhir.valid_id(patient_id):
+        raise NotFound("no such patient")
+    return caseload.recommendation(
+        current.records,
+        principal=current.principal,
+        patient_id=patient_id,
+        now=datetime.now(UTC),
+        review_after=request.app.state.settings.therapy_review_after_sessions,
+        judged=judged,
+    )
+
+
 def _staff(current: Current) -> str:
     require_role(current, *CARE_ROLES)
     if not current.principal.practitioner_id:
@@ -185,14 +202,7 @@ def patient_view(
         current.records.read(principal=current.principal, res_type="Patient", res_id=patient_id).body or {}
     )
     judged = _judgement(request.query_params)
-    recommended, data = caseload.recommendation(
-        current.records,
-        principal=current.principal,
-        patient_id=patient_id,
-        now=datetime.now(UTC),
-        review_after=request.app.state.settings.therapy_review_after_sessions,
-        judged=judged,
-    )
+    recommended, data = _recommend(request, current, patient_id, judged)
     with current.records.engine.connect() as conn:
         open_alerts = alerts.alerts_for(conn, [patient_id])
     items = {
@@ -229,18 +239,8 @@ def decide(
     form: Form = Depends(routing.posted),
     current: Current = Depends(routing.signed_in),
 ) -> Response:
-    _staff(current)
-    if not fhir.valid_id(patient_id):
-        raise NotFound("no such patient")
     judged = _judgement(form.fields)
-    recommended, _ = caseload.recommendation(
-        current.records,
-        principal=current.principal,
-        patient_id=patient_id,
-        now=datetime.now(UTC),
-        review_after=request.app.state.settings.therapy_review_after_sessions,
-        judged=judged,
-    )
+    recommended, _ = _recommend(request, current, patient_id, judged)
     raw = form.fields.get("step", "").strip()
     if raw and (not raw.isdigit() or int(raw) not in pathway.STEPS):
         raise InvalidInput("choose a step from 1 to 4")
