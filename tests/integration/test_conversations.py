@@ -191,18 +191,121 @@ def test_a_questionnaire_in_chat_lands_on_the_record_and_item_9_alerts(
     )
     assert [e["resource"]["valueInteger"] for e in bundle["entry"]] == [7]
     # The transcript is the patient's to read, and nobody else's outside their care.
-    said = talk.transcript(principal=alice, patient_id=pid)
+    said, choices = talk.transcript(principal=alice, patient_id=pid)
+    assert choices == ["Yes", "No"]  # the screener is offered: the page shows these as buttons
     assert said[0]["who"] == "patient" and said[0]["text"] == "PHQ-9"
     with pytest.raises(NotFound):
         talk.transcript(principal=clinician_principal(clinic["yang"]), patient_id=pid)
-    assert talk.transcript(principal=clinician_principal(clinic["grey"]), patient_id=pid) == said
+    assert talk.transcript(principal=clinician_principal(clinic["grey"]), patient_id=pid)[0] == said
 
 
 def test_bad_messages_write_nothing(records: RecordService, clinic: dict[str, str]) -> None:
     talk = Conversations(records, RULES_ONLY)
-    for text in ("", "   ", "x" * 2001):
+    for text in ("", "   ", "x" * 20_001):
         with pytest.raises(InvalidInput):
             talk.say(
                 principal=patient_principal(clinic["alice"]), patient_id=clinic["alice"], text=text, now=NOW
             )
-    assert talk.transcript(principal=OPERATOR, patient_id=clinic["alice"]) == []
+    assert talk.transcript(principal=OPERATOR, patient_id=clinic["alice"]) == ([], [])
+
+
+def test_a_long_message_is_assessed_whole_and_kept_cut(
+    records: RecordService, clinic: dict[str, str]
+) -> None:
+    talk = Conversations(records, RULES_ONLY)
+    text = "work has been busy. " * 110 + "I want to kill myself"  # the risk is past 2,000 characters
+    reply = talk.say(
+        principal=patient_principal(clinic["alice"]), patient_id=clinic["alice"], text=text, now=NOW
+    )
+    assert reply.risk == "ideation" and reply.alert is not None
+    kept = talk.transcript(principal=OPERATOR, patient_id=clinic["alice"])[0][0]["text"]
+    assert len(kept) == 2000 + len(" [...]") and kept.endswith("[...]")
+
+
+def test_a_failing_alert_still_gives_the_safety_message(
+    records: RecordService, clinic: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args: object, **kwargs: object) -> None:
+        raise OSError("database unreachable")
+
+    monkeypatch.setattr(alerts, "raise_alert", down)  # the database, not our code, fails here
+    talk = Conversations(records, RULES_ONLY)
+    reply = talk.say(
+        principal=patient_principal(clinic["alice"]),
+        patient_id=clinic["alice"],
+        text="I want to die",
+        now=NOW,
+    )
+    texts = [m.text for m in reply.messages]
+    assert any("call 911 now" in t for t in texts)
+    assert any("could not reach your care team" in t for t in texts)
+
+
+def test_two_tabs_at_once_lose_no_message(records: RecordService, clinic: dict[str, str]) -> None:
+    import threading
+
+    talk = Conversations(records, RULES_ONLY)
+    alice, pid = patient_principal(clinic["alice"]), clinic["alice"]
+    talk.say(principal=alice, patient_id=pid, text="hello", now=NOW)
+    said = ["first tab", "second tab", "third tab", "fourth tab"]
+    threads = [
+        threading.Thread(
+            target=talk.say, kwargs={"principal": alice, "patient_id": pid, "text": t, "now": NOW}
+        )
+        for t in said
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    kept = {m["text"] for m in talk.transcript(principal=alice, patient_id=pid)[0] if m["who"] == "patient"}
+    assert kept == {"hello", *said}
+
+
+def test_an_alert_covers_repeats_for_a_day_and_a_request_for_a_person_is_its_own(
+    records: RecordService,
+    clinic: dict[str, str],
+    notices: tuple[alerts.Notifier, Inbox, list[dict[str, Any]]],
+) -> None:
+    notifier, inbox, _hooks = notices
+    pid = clinic["alice"]
+    first, created = alerts.raise_alert(records, patient_id=pid, level="ideation", source="chat", now=NOW)
+    assert created
+    same, created = alerts.raise_alert(
+        records, patient_id=pid, level="ideation", source="chat", now=NOW + timedelta(hours=23)
+    )
+    assert not created and same.id == first.id
+    later, created = alerts.raise_alert(
+        records, patient_id=pid, level="ideation", source="chat", now=NOW + timedelta(hours=25)
+    )
+    assert created and later.id != first.id  # a day on, the same words raise a new alert
+    human, created = alerts.raise_alert(
+        records, patient_id=pid, level="concern", source=alerts.HUMAN, now=NOW
+    )
+    assert created and human.id not in (first.id, later.id)
+
+    talk = Conversations(records, RULES_ONLY, notifier=notifier)
+    talk.say(
+        principal=patient_principal(clinic["alice"]),
+        patient_id=pid,
+        text="human",
+        now=NOW + timedelta(days=2),
+    )
+    assert any("concern" in m["Subject"] for m in inbox.messages)  # the person asked for is told
+
+
+def test_a_notice_that_fails_is_tried_again_at_the_next_sweep(
+    records: RecordService, clinic: dict[str, str]
+) -> None:
+    from mail_support import free_port
+
+    alert, _ = alerts.raise_alert(records, patient_id=clinic["alice"], level="high", source="chat", now=NOW)
+    down = alerts.Notifier(webhook=f"http://127.0.0.1:{free_port()}/nobody-listens")
+    every = timedelta(minutes=15)
+    assert alerts.renotify(records, down, now=NOW, after=every) == 0
+    hooks: list[dict[str, Any]] = []
+    up = alerts.Notifier(webhook="http://unused", post=lambda url, payload: hooks.append(payload))
+    assert (
+        alerts.renotify(records, up, now=NOW + timedelta(minutes=1), after=every) == 1
+    )  # not a full interval
+    assert hooks[0]["id"] == alert.id and hooks[0]["repeat"] == 0

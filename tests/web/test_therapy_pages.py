@@ -84,7 +84,7 @@ def test_the_patient_sees_only_their_own_chat(browsers: dict[str, TestClient]) -
     assert "check in please" in page and "noted your mood as 6" in page
     assert "check in please" not in browsers["bob"].get("/therapy").text
     assert browsers["grey"].get("/therapy").status_code == 404  # the chat page is the patient's
-    assert post(browsers["alice"], "/therapy/say", {"text": "x" * 2001}).status_code == 400
+    assert post(browsers["alice"], "/therapy/say", {"text": "x" * 20_001}).status_code == 400
 
 
 def test_the_therapy_view_shows_items_and_records_a_pathway_decision(

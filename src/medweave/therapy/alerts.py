@@ -7,13 +7,15 @@ suicide risk", ``focus`` the Flag) that a clinician owns once they acknowledge i
 are audited and committed to the ledger like any record version. The index row
 (``therapy_alerts``) holds ids, the level, the source and times, and never the patient's words.
 
-An open alert of the same or a higher level for the patient is not repeated: the assistant may
-hear the same thing twice in a conversation, and one alert is what a clinician should see.
+An open alert of the same or a higher level raised in the last day is not repeated: the assistant
+may hear the same thing twice in a conversation, and one alert is what a clinician should see. A
+request for a person is its own alert, never folded into a risk alert.
 
 Notices (email through SMTP, a webhook POST) say only that an alert of a level is waiting, with a
 link to the dashboard: no name, no message text. An unacknowledged ``high`` alert is notified
-again every ``renotify_after`` (``due_for_renotify`` and ``renotify``, run by the app's sweep),
-claimed by a compare-and-set on ``notified_at`` so two processes never both send it.
+again every ``renotify_after`` (``renotify``, run by the app's sweep). Every notice is claimed by
+a compare-and-set on ``notified_at`` first, so two processes never both send it, and a notice
+that fails gives its claim back so that the next sweep tries again.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from email.message import EmailMessage
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, or_, select, update
 
 from medweave.db import write_tx
 from medweave.errors import NotFound
+from medweave.records.keys import is_erased
 from medweave.records.service import RecordService
 from medweave.records.store import instant
 from medweave.security.principal import Principal
@@ -51,8 +54,11 @@ TITLES = {
     "concern": "Concern raised in the therapy assistant: review",
 }
 #: Sources whose alert says something more specific than its level.
+HUMAN = "human-request"
+#: An open alert covers the same thing said again only this long: after a day, a new one is raised.
+REPEAT_WINDOW = timedelta(hours=24)
 SOURCE_TITLES = {
-    "human-request": "The patient asked to talk to a person",
+    HUMAN: "The patient asked to talk to a person",
     "chat-other": "The patient reported someone else at risk (safeguarding)",
 }
 
@@ -117,28 +123,34 @@ def task_resource(*, patient_id: str, level: str, source: str, flag_id: str, now
     }
 
 
-def open_alert(conn: Connection, patient_id: str) -> Alert | None:
-    """The patient's most serious unacknowledged alert, if any."""
-    rows = conn.execute(
-        select(therapy_alerts).where(
-            therapy_alerts.c.patient_id == patient_id, therapy_alerts.c.acknowledged_at.is_(None)
-        )
-    ).all()
-    found = [_row(r) for r in rows]
+def open_alert(
+    conn: Connection, patient_id: str, *, since: datetime | None = None, human: bool = False
+) -> Alert | None:
+    """The patient's most serious unacknowledged alert (raised ``since``, if given), of risk
+    (``human`` False) or of a request for a person (``human`` True)."""
+    query = select(therapy_alerts).where(
+        therapy_alerts.c.patient_id == patient_id, therapy_alerts.c.acknowledged_at.is_(None)
+    )
+    if since is not None:
+        query = query.where(therapy_alerts.c.created_at >= since)
+    kind = therapy_alerts.c.source == HUMAN
+    query = query.where(kind if human else ~kind)
+    found = [_row(r) for r in conn.execute(query).all()]
     return max(found, key=lambda a: (LEVELS.index(a.level), a.created_at), default=None)
 
 
 def raise_alert(
     records: RecordService, *, patient_id: str, level: str, source: str, now: datetime
 ) -> tuple[Alert, bool]:
-    """The alert for this patient at this level: an open one that covers it, or a new one.
+    """The alert for this patient at this level: an open one of the last day that covers it (a
+    request for a person is covered only by another such request), or a new one.
     Returns ``(alert, created)``."""
     if level not in LEVELS:
         raise ValueError(f"an alert's level is one of {LEVELS}")
     flag_id, task_id, alert_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
 
     def run(conn: Connection) -> tuple[Alert, bool]:
-        current = open_alert(conn, patient_id)
+        current = open_alert(conn, patient_id, since=now - REPEAT_WINDOW, human=source == HUMAN)
         if current is not None and LEVELS.index(current.level) >= LEVELS.index(level):
             return current, False
         flag = {**flag_resource(patient_id=patient_id, level=level, source=source, now=now), "id": flag_id}
@@ -271,17 +283,43 @@ def _post(url: str, payload: dict[str, Any]) -> None:
     httpx.post(url, json=payload, timeout=10.0).raise_for_status()
 
 
-def mark_notified(records: RecordService, alert_id: str, *, now: datetime) -> None:
+def _claim(records: RecordService, alert_id: str, previous: datetime | None, now: datetime) -> bool:
+    """Compare-and-set ``notified_at`` from ``previous`` to ``now``: whoever wins sends the notice."""
+    column = therapy_alerts.c.notified_at
+    was = column.is_(None) if previous is None else column == previous
     with write_tx(records.engine) as conn:
-        conn.execute(
-            update(therapy_alerts)
-            .where(therapy_alerts.c.id == alert_id)
-            .values(notified_at=now, notifications=therapy_alerts.c.notifications + 1)
+        return bool(
+            conn.execute(
+                update(therapy_alerts)
+                .where(therapy_alerts.c.id == alert_id, therapy_alerts.c.acknowledged_at.is_(None), was)
+                .values(notified_at=now, notifications=therapy_alerts.c.notifications + 1)
+            ).rowcount
         )
 
 
+def _release(records: RecordService, alert_id: str, previous: datetime | None, now: datetime) -> None:
+    """A notice that did not go out gives its claim back, so the next sweep tries again."""
+    with write_tx(records.engine) as conn:
+        conn.execute(
+            update(therapy_alerts)
+            .where(therapy_alerts.c.id == alert_id, therapy_alerts.c.notified_at == now)
+            .values(notified_at=previous, notifications=therapy_alerts.c.notifications - 1)
+        )
+
+
+def notify_once(records: RecordService, notifier: Notifier, alert: Alert, *, now: datetime) -> bool:
+    """The first notice of a new alert; a sweep running at the same time cannot send it twice."""
+    if not _claim(records, alert.id, None, now):
+        return False
+    if notifier.notify(alert):
+        return True
+    _release(records, alert.id, None, now)
+    return False
+
+
 def renotify(records: RecordService, notifier: Notifier, *, now: datetime, after: timedelta) -> int:
-    """Notify again each unacknowledged high alert last notified ``after`` ago or more."""
+    """Notify each unacknowledged high alert never notified, or last notified ``after`` ago or
+    more (a notice that failed is retried at the next sweep); alerts of erased patients are left."""
     sent = 0
     cutoff = now - after
     with records.engine.connect() as conn:
@@ -292,20 +330,12 @@ def renotify(records: RecordService, notifier: Notifier, *, now: datetime, after
                 or_(therapy_alerts.c.notified_at.is_(None), therapy_alerts.c.notified_at <= cutoff),
             )
         ).all()
+        erased = {row.patient_id for row in due if is_erased(conn, patient_id=row.patient_id)}
     for row in due:
-        with write_tx(records.engine) as conn:  # claim it: one process sends each round
-            claimed = conn.execute(
-                update(therapy_alerts)
-                .where(
-                    therapy_alerts.c.id == row.id,
-                    therapy_alerts.c.acknowledged_at.is_(None),
-                    or_(
-                        therapy_alerts.c.notified_at.is_(None),
-                        and_(therapy_alerts.c.notified_at == row.notified_at),
-                    ),
-                )
-                .values(notified_at=now, notifications=therapy_alerts.c.notifications + 1)
-            ).rowcount
-        if claimed and notifier.notify(_row(row), repeat=row.notifications):
+        if row.patient_id in erased or not _claim(records, row.id, row.notified_at, now):
+            continue
+        if notifier.notify(_row(row), repeat=row.notifications):
             sent += 1
+        else:
+            _release(records, row.id, row.notified_at, now)
     return sent

@@ -165,14 +165,16 @@ class Assistant:
                 ("Yes", "No"),
                 safety=True,
             )
-        if risk.about_other and state.mode not in ("questionnaire", "confirm", "cssrs"):
+        if risk.about_other:
             reply = (
                 "It sounds like you're worried about someone else's safety. If they are in danger now, "
                 f"call {place.emergency}. They can also contact: "
                 + "; ".join(f"{line.name}, {line.contact}" for line in place.lines)
                 + ". I've let your care team know, so you can talk it through with them."
             )
-            return Turn((reply,), state, (Action("alert", {"level": "concern", "source": "chat-other"}),))
+            alert = Action("alert", {"level": "concern", "source": "chat-other"})
+            again = self._again(state)  # a flow in progress goes on where it was
+            return Turn((reply, *again.replies), state, (alert,), again.choices)
         if ARE_YOU_HUMAN.search(text):
             return Turn(("No. I'm an automated assistant, a computer program. " + MENU,), state)
         if safety.wants_human(text):
@@ -190,6 +192,18 @@ class Assistant:
             "rate": self._rate,
         }.get(state.mode, self._idle)
         return handler(state, text, context, now)
+
+    def _again(self, state: State) -> Turn:
+        """The question a flow in progress is waiting on, asked again (nothing when idle)."""
+        if state.mode == "questionnaire" and state.instrument is not None:
+            return Turn((self._ask(state.instrument, len(state.answers)),), state, choices=LABELS)
+        if state.mode == "confirm" and state.pending is not None:
+            return Turn((f'Back to the question: is "{LABELS[state.pending]}" right? (yes or no)',), state)
+        if state.mode == "cssrs":
+            key = cssrs.next_question(dict(state.screen))
+            if key is not None:
+                return Turn((cssrs.QUESTIONS[key],), state, choices=("Yes", "No"))
+        return Turn((), state)
 
     # -- idle: choose a flow -------------------------------------------------------------------
 

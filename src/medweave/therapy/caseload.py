@@ -13,9 +13,10 @@ the PHQ-9, 4 or more on the GAD-7, from the first score to each later one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -29,6 +30,7 @@ from medweave.therapy.conversations import OBS_SYSTEM
 from medweave.therapy.instruments import INSTRUMENTS, band
 from medweave.therapy.questionnaires import ANSWERS, questionnaire
 
+log = logging.getLogger("medweave.therapy.caseload")
 RELIABLE_CHANGE = {"phq9": 6, "gad7": 4}  # NHS Talking Therapies manual (outcomes.py)
 #: How far back a risk found in the patient's messages counts for the pathway (a product choice,
 #: about two weeks: the PHQ-9's own look-back period).
@@ -77,8 +79,15 @@ class Row:
     step_up_review: bool = False
 
 
-def _when(resource: Mapping[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(resource.get("effectiveDateTime") or resource.get("authored")))
+def _when(resource: Mapping[str, Any]) -> datetime | None:
+    """When a score was taken, as an aware time; a date alone is its midnight UTC; None if absent
+    or unreadable (such a record is left out rather than breaking the page)."""
+    raw = resource.get("effectiveDateTime") or resource.get("authored")
+    try:
+        when = datetime.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _entries(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -96,8 +105,15 @@ def _observations(
         ("_sort", "-date"),
         ("_count", str(count)),
     ]
-    found = _entries(records.search(principal=principal, res_type="Observation", params=params))
-    return sorted(found, key=_when)
+    found = [o for o in _entries(records.search(principal=principal, res_type="Observation", params=params))
+             if _when(o) is not None]  # fmt: skip
+    return sorted(found, key=_dated)
+
+
+def _dated(resource: Mapping[str, Any]) -> datetime:
+    when = _when(resource)
+    assert when is not None, "filtered before"
+    return when
 
 
 def _marks(code: str, values: Sequence[tuple[datetime, int]]) -> list[ScorePoint]:
@@ -115,20 +131,27 @@ def _marks(code: str, values: Sequence[tuple[datetime, int]]) -> list[ScorePoint
     return points
 
 
+def _score(resource: Mapping[str, Any], top: int) -> bool:
+    value = resource.get("valueInteger")
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= top
+
+
 def scores(records: RecordService, *, principal: Principal, patient_id: str) -> dict[str, list[ScorePoint]]:
     """PHQ-9 and GAD-7 totals, oldest first, each with its band and reliable-change mark."""
     out = {}
     for code in ("phq9", "gad7"):
         token = f"http://loinc.org|{INSTRUMENTS[code].total_loinc}"
         found = _observations(records, principal, patient_id, token, HISTORY)
-        values = [(_when(o), int(o["valueInteger"])) for o in found if isinstance(o.get("valueInteger"), int)]
+        values = [
+            (_dated(o), int(o["valueInteger"])) for o in found if _score(o, INSTRUMENTS[code].max_total)
+        ]
         out[code] = _marks(code, values)
     return out
 
 
 def moods(records: RecordService, *, principal: Principal, patient_id: str) -> list[tuple[datetime, int]]:
     found = _observations(records, principal, patient_id, f"{OBS_SYSTEM}|mood", HISTORY)
-    return [(_when(o), int(o["valueInteger"])) for o in found if isinstance(o.get("valueInteger"), int)]
+    return [(_dated(o), int(o["valueInteger"])) for o in found if _score(o, 10)]
 
 
 def latest_cssrs(records: RecordService, *, principal: Principal, patient_id: str) -> str | None:
@@ -147,9 +170,10 @@ def latest_items(records: RecordService, *, principal: Principal, patient_id: st
         )
         if r.get("questionnaire") == url
     ]
+    found = [r for r in found if _when(r) is not None]
     if not found:
         return []
-    latest = max(found, key=_when)
+    latest = max(found, key=_dated)
     items = []
     for item in latest.get("item", []):
         coding = (item.get("answer") or [{}])[0].get("valueCoding", {})
@@ -196,24 +220,34 @@ def recommendation(
     items = latest_items(records, principal=principal, patient_id=patient_id, code="phq9")
     plan_list = plans(records, principal=principal, patient_id=patient_id)
     step = current_step(plan_list)
-    since = plan_list[-1].get("created") if plan_list else None
-    sessions = len([p for p in phq if since is None or instant(p.when) > str(since)])  # after the decision
+    since = _when({"authored": plan_list[-1].get("created")}) if plan_list else None
+    at_step = [p for p in phq if since is None or p.when > since]  # after the decision
+    # Sessions are weeks with a score, not scores: six PHQ-9s in an afternoon are one session.
+    sessions = len({p.when.isocalendar()[:2] for p in at_step})
+    baseline = phq[:1] if since is None else ([p for p in phq if p.when <= since][-1:] or phq[:1])
     with records.engine.connect() as conn:
         text_risk = alerts.recent_level(conn, patient_id, since=now - RISK_LOOKBACK, sources=("chat",))
+    item9 = items[8].value if len(items) == 9 else None
+    latest_phq = phq[-1].value if phq else None
     data = pathway.PathwayInput(
-        phq9=phq[-1].value if phq else None,
+        phq9=latest_phq,
         gad7=gad[-1].value if gad else None,
-        phq9_item9=items[8].value if len(items) == 9 else None,
+        phq9_item9=item9 if item9 is None or latest_phq is None or item9 <= latest_phq else None,
         cssrs=latest_cssrs(records, principal=principal, patient_id=patient_id),
         text_risk=text_risk,
         current_step=step,
         sessions_at_step=sessions if step is not None else 0,
-        reliable_improvement=any(p.change == "reliable improvement" for p in phq + gad),
+        reliable_improvement=_improved(baseline, phq, "phq9") or _improved(gad[:1], gad, "gad7"),
         marked_functional_impairment=judged.impaired,
         preferences=judged.preferences,
         persistent=judged.persistent,
     )
     return pathway.recommend(data, review_after_sessions=review_after), data
+
+
+def _improved(start: Sequence[ScorePoint], points: Sequence[ScorePoint], code: str) -> bool:
+    """Reliable improvement from the score at the start of the current step to the latest one."""
+    return bool(start and points) and start[0].value - points[-1].value >= RELIABLE_CHANGE[code]
 
 
 def decide(
@@ -286,10 +320,13 @@ def caseload(
         phq, gad = found["phq9"], found["gad7"]
         review = False
         if phq:
-            recommended, _ = recommendation(
-                records, principal=principal, patient_id=pid, now=now, review_after=review_after
-            )
-            review = recommended.step_up_review
+            try:
+                recommended, _ = recommendation(
+                    records, principal=principal, patient_id=pid, now=now, review_after=review_after
+                )
+                review = recommended.step_up_review
+            except pathway.InvalidPathwayInput as exc:  # a record that contradicts itself: shown, not fatal
+                log.warning("caseload: no pathway for one patient (%s)", exc)
         latest_phq, latest_gad = (phq[-1].value if phq else None), (gad[-1].value if gad else None)
         rows.append(Row(pid, name, open_alerts.get(pid), latest_phq, latest_gad, review))
     rank = {level: n for n, level in enumerate(alerts.LEVELS, 1)}
@@ -298,4 +335,5 @@ def caseload(
 
 def live_alerts(conn: Connection, *, practitioner_id: str) -> list[alerts.Alert]:
     """Open alerts of the patients in this practitioner's care, newest first (the dashboard's feed)."""
-    return alerts.alerts_for(conn, in_care_patients(practitioner_id))
+    # Care, not consent: a clinician who was only shown the record cannot act on its alerts.
+    return alerts.alerts_for(conn, in_care_patients(practitioner_id, consent=False))

@@ -28,7 +28,7 @@ from functools import cache
 from typing import Any
 
 from medweave.therapy import risk_rules
-from medweave.therapy.risk_model import Classifier, ModelUnavailable, load
+from medweave.therapy.risk_model import Classifier, ModelUnavailable, Vote, load
 from medweave.therapy.risk_text import tokens
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,11 @@ LEVELS = risk_rules.LEVELS
 ESCALATE = frozenset({"ideation", "high"})
 SUICIDAL = frozenset({"active", "passive"})
 MODEL_MIN_WORDS = 4
+_ME_TOO = re.compile(
+    r"\b(?:me too|me as well|so do i|so am i|same here|same for me|i do too|i feel the same|i have too|"
+    r"i (?:do|feel|think about it) sometimes too)\b",
+    re.IGNORECASE,
+)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
@@ -120,24 +125,30 @@ class Detector:
     def assess_many(self, texts: Sequence[str]) -> list[Result]:
         """Assess several messages, with the model run once over all their sentences."""
         partial = [_Partial.of(text) for text in texts]
-        asks = (
-            [(i, span) for i, p in enumerate(partial) for span in p.open_sentences] if self.classifier else []
-        )
-        votes = self.classifier.classify([texts[i][a:b] for i, (a, b) in asks]) if self.classifier else []
+        asks = [(i, span) for i, p in enumerate(partial) for span in p.open_sentences]
+        votes: list[Vote] = []
+        error = self.model_error
+        if self.classifier is None:
+            asks = []
+        elif asks:
+            try:
+                votes = self.classifier.classify([texts[i][a:b] for i, (a, b) in asks])
+            except Exception as exc:  # a model that loaded but fails: the phrases still answer
+                error = f"the model failed: {type(exc).__name__}"
+                log.error("therapy risk detector: %s; phrase layers only for this message", error)
+                asks = []
         for (i, (a, b)), vote in zip(asks, votes, strict=True):
             if vote.level == "none":
                 continue
             sentence = texts[i][a:b]
-            about_other = any(ev.tag == "other-person" for _, ev in partial[i].found)
-            if (not _has_first_person(sentence) and _has_other_subject(sentence)) or about_other:
-                # Someone else's risk, or a sentence around a report of it: a safeguarding concern.
-                level, tag = "concern", "other-person"
+            if not _has_first_person(sentence) and _has_other_subject(sentence):
+                level, tag = "concern", "other-person"  # someone else's risk: a safeguarding concern
             elif len(tokens(sentence)) < MODEL_MIN_WORDS:
                 continue  # too short to judge alone ("I'm scared"); the phrases cover the short forms
             else:
                 level, tag = vote.level, vote.level
             partial[i].found.append((level, Evidence(a, b, sentence.strip(), "model", tag)))
-        return [p.result(self.model_error) for p in partial]
+        return [p.result(error) for p in partial]
 
 
 @dataclass
@@ -166,6 +177,9 @@ class _Partial:
                 found.append((hit.level, ev))
                 if rank(hit.level) >= rank("ideation"):
                     explained.append((hit.start, hit.end))
+        if any(ev.tag == "other-person" for _, ev in found):  # "my sister wants to die, and so do I"
+            for m in _ME_TOO.finditer(text):
+                found.append(("ideation", Evidence(m.start(), m.end(), m.group(), "phrase", "passive")))
         escalators = [Evidence(a, b, text[a:b], "phrase", name) for name, a, b in risk_rules.escalators(text)]
         sentences = [(a, b) for a, b in _sentences(text) if not any(_inside(s, a, b) for s in explained)]
         return cls(found, negated, escalators, sentences)

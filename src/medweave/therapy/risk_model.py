@@ -163,5 +163,11 @@ class NearestPrototypes:
 
 
 def load(*, threads: int = 1) -> NearestPrototypes:
-    """The classifier with the shipped model and prototypes; raises ``ModelUnavailable``."""
-    return NearestPrototypes(Encoder(threads=threads))
+    """The classifier with the shipped model and prototypes; raises ``ModelUnavailable`` for any
+    failure (an unreadable file, a bad prototype line, a model that will not run)."""
+    try:
+        return NearestPrototypes(Encoder(threads=threads))
+    except ModelUnavailable:
+        raise
+    except Exception as exc:  # OSError, ValueError, KeyError, onnxruntime's own: all mean "no model"
+        raise ModelUnavailable(f"{type(exc).__name__}: {exc}") from exc

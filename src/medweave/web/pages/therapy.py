@@ -33,7 +33,7 @@ from medweave.web.pages.routing import Current, Form, Redirect, require_role
 from medweave.web.pages.views import entries, human_name
 
 router = APIRouter(route_class=routing.PageRoute)
-CASELOAD_SIZE = 200
+CASELOAD_SIZE = 1000
 
 
 def _conversations(request: Request) -> Conversations:
@@ -75,8 +75,7 @@ def _patient_id(current: Current) -> str:
 def chat_page(request: Request, current: Current = Depends(routing.signed_in)) -> Response:
     patient_id = _patient_id(current)
     talk = _conversations(request)
-    messages = talk.transcript(principal=current.principal, patient_id=patient_id)
-    choices = request.query_params.getlist("choice")[:11]
+    messages, choices = talk.transcript(principal=current.principal, patient_id=patient_id)
     return page(
         request,
         "therapy_chat.html",
@@ -97,9 +96,8 @@ def say(
     if not text.strip():
         raise Redirect("/therapy#compose")
     talk = _conversations(request)
-    reply = talk.say(principal=current.principal, patient_id=patient_id, text=text, now=datetime.now(UTC))
-    query = "&".join(f"choice={quote(c, safe='')}" for c in reply.choices)
-    raise Redirect(f"/therapy?{query}#latest" if query else "/therapy#latest")
+    talk.say(principal=current.principal, patient_id=patient_id, text=text, now=datetime.now(UTC))
+    raise Redirect("/therapy#latest")
 
 
 # -- the clinician ---------------------------------------------------------------------------------
