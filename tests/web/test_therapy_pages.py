@@ -93,8 +93,11 @@ def test_the_therapy_view_shows_items_and_records_a_pathway_decision(
     alice, grey = browsers["alice"], browsers["grey"]
     for text in ["PHQ-9", "3", "3", "2", "2", "2", "2", "2", "1", "0"]:
         say(alice, text)
+    for text in ["GAD-7", "3", "3", "2", "2", "2", "1", "1"]:
+        say(alice, text)
     view = html.unescape(grey.get(f"/therapy/patients/{clinic.patient_id}").text)
     assert "Little interest or pleasure in doing things" in view and "Nearly every day" in view
+    assert "Outcome so far" not in view  # one score of each: no course yet
     assert "step 3" in view and "NG222" in view  # PHQ-9 17: more severe depression
 
     r = post(grey, f"/therapy/patients/{clinic.patient_id}/pathway", {"step": "2", "reason": ""})
@@ -121,3 +124,8 @@ def test_the_therapy_view_shows_items_and_records_a_pathway_decision(
 
     assert grey.get(f"/therapy/patients/{clinic.other_id}").status_code == 404  # Bob is not in Grey's care
     assert browsers["ada"].get(f"/therapy/patients/{clinic.patient_id}").status_code == 404
+
+    for text in ["PHQ-9", *["1"] * 8, "0", "GAD-7", *["1"] * 7]:
+        say(alice, text)
+    view = html.unescape(grey.get(f"/therapy/patients/{clinic.patient_id}").text)
+    assert "Outcome so far" in view and 'class="shades"' in view  # PHQ-9 17 to 8: a course, and bands

@@ -168,3 +168,15 @@ def test_parse_when() -> None:
     assert parse_when("2024") == datetime(2024, 1, 1, tzinfo=UTC)
     assert parse_when("2024-02-03T04:05:06Z") == datetime(2024, 2, 3, 4, 5, 6, tzinfo=UTC)
     assert parse_when("garbage") is None and parse_when(None) is None
+
+
+def test_shades_are_drawn_behind_the_line_and_the_axis_covers_them() -> None:
+    from medweave.web.pages.charts import Shade
+
+    series = Series("phq9", "PHQ-9 total", "", (Point(T0, 12), Point(T0 + timedelta(days=14), 8)))
+    svg = trend_svg(series, chart_id="phq", shades=[Shade(0, 5, "minimal"), Shade(20, 27, "severe")])
+    assert svg.index('class="shades"') < svg.index('class="line"')  # behind the line
+    assert ">minimal</text>" in svg and ">severe</text>" in svg
+    assert ">25</text>" in svg or ">30</text>" in svg  # the axis reaches the top band, not just 12
+    plain = trend_svg(series, chart_id="phq")
+    assert 'class="shades"' not in plain

@@ -86,14 +86,32 @@ def _scale(lo: float, hi: float, a: float, b: float) -> tuple[float, float]:
     return k, a - k * lo
 
 
-def trend_svg(series: Series, *, chart_id: str, width: int = WIDTH, height: int = HEIGHT) -> str:
-    """An accessible line chart of ``series`` over time; ``chart_id`` must be unique in the page."""
+@dataclass(frozen=True)
+class Shade:
+    """A labelled band of values drawn behind the line (a severity range: 10-14 "moderate")."""
+
+    low: float
+    high: float
+    label: str
+
+
+def trend_svg(
+    series: Series,
+    *,
+    chart_id: str,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    shades: Sequence[Shade] = (),
+) -> str:
+    """An accessible line chart of ``series`` over time; ``chart_id`` must be unique in the page.
+    With ``shades``, the value axis covers them all and each is drawn as a labelled band."""
     if not series.points:
         raise ValueError("a trend chart needs at least one point")
     if not _CHART_ID.fullmatch(chart_id):
         raise ValueError("chart_id must be a plain HTML id (a letter, then letters, digits, _ or -)")
     points = sorted(series.points, key=lambda p: p.when)
-    ticks = nice_ticks(min(p.value for p in points), max(p.value for p in points))
+    values = [p.value for p in points] + [v for s in shades for v in (s.low, s.high)]
+    ticks = nice_ticks(min(values), max(values))
     x0, x1, y0, y1 = _LEFT, width - _RIGHT, height - _BOTTOM, _TOP
     t_lo, t_hi = points[0].when.timestamp(), points[-1].when.timestamp()
     kx, cx = _scale(t_lo, t_hi, x0, x1)
@@ -107,8 +125,18 @@ def trend_svg(series: Series, *, chart_id: str, width: int = WIDTH, height: int 
         f'role="img" aria-labelledby="{ident}-title {ident}-desc" focusable="false" id="{ident}">',
         f'<title id="{ident}-title">{escape(title)}</title>',
         f'<desc id="{ident}-desc">{escape(describe(series))}</desc>',
-        '<g class="grid" aria-hidden="true">',
     ]
+    if shades:
+        out.append('<g class="shades" aria-hidden="true">')
+        for n, shade in enumerate(shades):
+            top, bottom = ky * shade.high + cy, ky * shade.low + cy
+            out.append(
+                f'<rect class="shade-{n % 5}" x="{x0}" y="{top:.1f}" width="{x1 - x0}" '
+                f'height="{max(bottom - top, 1):.1f}"/>'
+                f'<text x="{x1 - 4}" y="{top + 12:.1f}" text-anchor="end">{escape(shade.label)}</text>'
+            )
+        out.append("</g>")
+    out.append('<g class="grid" aria-hidden="true">')
     for tick in ticks:
         y = ky * tick + cy
         out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}"/>')

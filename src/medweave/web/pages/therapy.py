@@ -26,8 +26,9 @@ from medweave.security.principal import CARE_ROLES, Role
 from medweave.therapy import alerts, caseload, pathway
 from medweave.therapy.conversations import Conversations
 from medweave.therapy.instruments import INSTRUMENTS
+from medweave.therapy.outcomes import outcome
 from medweave.web.pages import routing
-from medweave.web.pages.charts import Point, Series, trend_svg
+from medweave.web.pages.charts import Point, Series, Shade, trend_svg
 from medweave.web.pages.render import page
 from medweave.web.pages.routing import Current, Form, Redirect, require_role
 from medweave.web.pages.views import entries, human_name
@@ -41,11 +42,17 @@ def _conversations(request: Request) -> Conversations:
     return found
 
 
-def _chart(title: str, unit: str, points: list[tuple[datetime, int]], chart_id: str) -> Markup | None:
+def _chart(
+    title: str, unit: str, points: list[tuple[datetime, int]], chart_id: str, code: str | None = None
+) -> Markup | None:
+    """A trend of at least two scores; an instrument's severity bands are shaded behind it."""
     if len(points) < 2:
         return None
     series = Series(chart_id, title, unit, tuple(Point(when, float(v)) for when, v in points))
-    return Markup(trend_svg(series, chart_id=chart_id))  # noqa: S704 - our own escaped SVG
+    bands = INSTRUMENTS[code].bands if code else ()
+    shades = [Shade(b.low, b.high + 1 if b.high < INSTRUMENTS[code].max_total else b.high, b.label)
+              for b in bands] if code else []  # fmt: skip
+    return Markup(trend_svg(series, chart_id=chart_id, shades=shades))  # noqa: S704 - our own escaped SVG
 
 
 def _history(current: Current, patient_id: str) -> dict[str, Any]:
@@ -55,7 +62,11 @@ def _history(current: Current, patient_id: str) -> dict[str, Any]:
     for code, unit in (("phq9", "points"), ("gad7", "points")):
         points = found[code]
         svg = _chart(
-            f"{INSTRUMENTS[code].title} total", unit, [(p.when, p.value) for p in points], f"trend-{code}"
+            f"{INSTRUMENTS[code].title} total",
+            unit,
+            [(p.when, p.value) for p in points],
+            f"trend-{code}",
+            code,
         )
         charts.append({"code": code, "title": INSTRUMENTS[code].title, "svg": svg, "points": points})
     return {"charts": charts, "mood": mood, "mood_svg": _chart("Mood (0-10)", "", mood, "trend-mood")}
@@ -210,6 +221,11 @@ def patient_view(
         for code in ("phq9", "gad7")
     }
     plans = caseload.plans(current.records, principal=current.principal, patient_id=patient_id)
+    history = _history(current, patient_id)
+    phq, gad = history["charts"][0]["points"], history["charts"][1]["points"]
+    course = None
+    if len(phq) >= 2 and len(gad) >= 2:  # NHS Talking Therapies needs both, first and last
+        course = outcome(phq9=(phq[0].value, phq[-1].value), gad7=(gad[0].value, gad[-1].value)).as_json()
     return page(
         request,
         "therapy_patient.html",
@@ -226,7 +242,8 @@ def patient_view(
         judged=judged,
         preferences=pathway.PREFERENCES,
         error=request.query_params.get("error", "")[:200],
-        **_history(current, patient_id),
+        course=course,
+        **history,
     )
 
 
