@@ -1,0 +1,1 @@
+"""Machine learning for diagnosis: datasets, models and their evaluation (issue 7)."""
