@@ -309,3 +309,19 @@ def test_a_notice_that_fails_is_tried_again_at_the_next_sweep(
         alerts.renotify(records, up, now=NOW + timedelta(minutes=1), after=every) == 1
     )  # not a full interval
     assert hooks[0]["id"] == alert.id and hooks[0]["repeat"] == 0
+
+
+def test_a_failing_risk_check_still_gives_the_crisis_lines(
+    records: RecordService, clinic: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = Detector(model=False)
+
+    def fails(text: str) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(broken, "assess", fails)
+    talk = Conversations(records, broken)
+    reply = talk.say(
+        principal=patient_principal(clinic["alice"]), patient_id=clinic["alice"], text="hi", now=NOW
+    )
+    assert any("could not check that message" in m.text and "911" in m.text for m in reply.messages)

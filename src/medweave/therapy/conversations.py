@@ -233,12 +233,26 @@ class Conversations:
             raise InvalidInput("say something first")
         if len(text) > MAX_INPUT:
             raise InvalidInput(f"a message is at most {MAX_MESSAGE} characters")
-        risk = self.detector.assess(text)
+        try:
+            risk = self.detector.assess(text)
+            unassessed = False
+        except Exception as exc:  # a bug in the detector must not leave a patient without the lines
+            log.error("therapy turn: the risk assessment failed (%s)", type(exc).__name__)
+            risk, unassessed = Result("none", model_error="the risk assessment failed"), True
         kept = text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + " [...]"
         with _LOCKS[hash(patient_id) % len(_LOCKS)]:  # one turn at a time per patient in this process
-            return self._turn(principal, patient_id, kept, risk, now)
+            return self._turn(principal, patient_id, kept, risk, now, unassessed=unassessed)
 
-    def _turn(self, principal: Principal, patient_id: str, text: str, risk: Result, now: datetime) -> Reply:
+    def _turn(
+        self,
+        principal: Principal,
+        patient_id: str,
+        text: str,
+        risk: Result,
+        now: datetime,
+        *,
+        unassessed: bool,
+    ) -> Reply:
         try:
             transcript = self._load(patient_id, now)
             context = Context(
@@ -260,6 +274,10 @@ class Conversations:
             )
         elif problems:
             replies.append("Sorry, I could not save that just now. Please try again in a moment.")
+        if unassessed:
+            replies.append(
+                "I could not check that message properly just now. " + safety.reach_now(self.place)
+            )
         said = [Message("patient", text, at, risk=risk.level)]
         said += [Message("assistant", r, at, safety=turn.safety) for r in replies]
         try:
