@@ -101,3 +101,24 @@ def chromium() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def seeded_clinic(tmp: Path) -> tuple[Clinic, Any, int]:
+    """The page tests' clinic on a fresh SQLite database in ``tmp``, for a server on a free port:
+    the clinic, its engine (dispose it afterwards) and the port."""
+    from pages_support import build_clinic
+
+    from medweave.audit import AuditService
+    from medweave.db import make_engine
+    from medweave.migrate import upgrade
+    from medweave.records.service import RecordService
+    from medweave.security.crypto import MasterKey
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    engine = make_engine(f"sqlite:///{tmp / 'medweave.db'}")
+    upgrade(engine)
+    records = RecordService(
+        engine=engine, master=MasterKey.generate(), base_url=f"{url}/fhir", audit=AuditService(engine)
+    )
+    return build_clinic(records, tmp, base_url=url, enrolled=("grey",)), engine, port

@@ -18,29 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import Live, chromium, earlier_look, free_port, serving, shot
-from pages_support import PASSWORD, build_clinic, next_code
+from browser_support import Live, chromium, earlier_look, seeded_clinic, serving, shot
+from pages_support import PASSWORD, next_code
 from playwright.sync_api import expect
 
-from medweave.audit import AuditService
-from medweave.db import make_engine
 from medweave.ledger.receipt_check import check_receipt
-from medweave.migrate import upgrade
-from medweave.records.service import RecordService
 from medweave.security import totp
-from medweave.security.crypto import MasterKey
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("e2e")
-    port = free_port()
+    clinic, engine, port = seeded_clinic(tmp)
     url = f"http://127.0.0.1:{port}"
-    engine = make_engine(f"sqlite:///{tmp / 'medweave.db'}")
-    upgrade(engine)
-    audit = AuditService(engine)
-    records = RecordService(engine=engine, master=MasterKey.generate(), base_url=f"{url}/fhir", audit=audit)
-    clinic = build_clinic(records, tmp, base_url=url, enrolled=("grey",))
     earlier_look(clinic)
     clinic.identity.start_break_glass(
         user_id=clinic.user_ids["newbie"],

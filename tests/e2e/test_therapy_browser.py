@@ -10,28 +10,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_support import Live, chromium, free_port, serving, shot
-from pages_support import PASSWORD, build_clinic, next_code
+from browser_support import Live, chromium, seeded_clinic, serving, shot
+from pages_support import PASSWORD, next_code
 from playwright.sync_api import expect
-
-from medweave.audit import AuditService
-from medweave.db import make_engine
-from medweave.migrate import upgrade
-from medweave.records.service import RecordService
-from medweave.security.crypto import MasterKey
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("e2e-therapy")
-    port = free_port()
+    clinic, engine, port = seeded_clinic(tmp)
     url = f"http://127.0.0.1:{port}"
-    engine = make_engine(f"sqlite:///{tmp / 'medweave.db'}")
-    upgrade(engine)
-    records = RecordService(
-        engine=engine, master=MasterKey.generate(), base_url=f"{url}/fhir", audit=AuditService(engine)
-    )
-    clinic = build_clinic(records, tmp, base_url=url, enrolled=("grey",))
     with serving(clinic.app, port):
         yield Live(url, clinic)
     engine.dispose()

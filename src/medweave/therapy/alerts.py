@@ -55,7 +55,8 @@ TITLES = {
 }
 #: Sources whose alert says something more specific than its level.
 HUMAN = "human-request"
-#: An open alert covers the same thing said again only this long: after a day, a new one is raised.
+#: An open alert covers the same thing said again only this long: after a day, a new one is raised
+#: (a product choice, so that a risk repeated on another day is seen again; no guideline sets it).
 REPEAT_WINDOW = timedelta(hours=24)
 SOURCE_TITLES = {
     HUMAN: "The patient asked to talk to a person",

@@ -211,11 +211,13 @@ def recommendation(
     now: datetime,
     review_after: int = pathway.REVIEW_AFTER_SESSIONS,
     judged: Judgement | None = None,
+    found: Mapping[str, list[ScorePoint]] | None = None,
 ) -> tuple[pathway.Recommendation, pathway.PathwayInput]:
     """The recommendation from the record (scores, risk, the current step and how long it has
-    run) and what only the clinician can judge (``judged``: duration, functioning, preferences)."""
+    run) and what only the clinician can judge (``judged``: duration, functioning, preferences).
+    ``found`` is ``scores(...)`` when the caller has already read them."""
     judged = judged or Judgement()
-    found = scores(records, principal=principal, patient_id=patient_id)
+    found = found if found is not None else scores(records, principal=principal, patient_id=patient_id)
     phq, gad = found["phq9"], found["gad7"]
     items = latest_items(records, principal=principal, patient_id=patient_id, code="phq9")
     plan_list = plans(records, principal=principal, patient_id=patient_id)
@@ -322,7 +324,12 @@ def caseload(
         if phq:
             try:
                 recommended, _ = recommendation(
-                    records, principal=principal, patient_id=pid, now=now, review_after=review_after
+                    records,
+                    principal=principal,
+                    patient_id=pid,
+                    now=now,
+                    review_after=review_after,
+                    found=found,
                 )
                 review = recommended.step_up_review
             except pathway.InvalidPathwayInput as exc:  # a record that contradicts itself: shown, not fatal

@@ -36,6 +36,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 
 from medweave.therapy.risk_text import tokens
@@ -232,7 +233,10 @@ _CONTRACTED = frozenset(
 )
 
 
+@lru_cache(maxsize=256)
 def _words(message: str) -> _Words:
+    """The message's words, built once per message: ``match``, ``idiom_spans`` and ``escalators``
+    each need them, on every turn."""
     toks = tokens(message)
     words: list[str] = []
     spans: list[tuple[int, int]] = []

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -163,11 +163,3 @@ _HUMAN = re.compile(
 def wants_human(text: str) -> bool:
     """Whether the patient is asking for a person."""
     return bool(_HUMAN.search(text))
-
-
-def crisis_contacts(place: Locale) -> Sequence[str]:
-    """The emergency number and lines, one per entry, for pages."""
-    return [
-        f"Emergency: {place.emergency}",
-        *(f"{line.name}: {line.contact} ({line.hours})" for line in place.lines),
-    ]

@@ -127,7 +127,11 @@ def _judgement(fields: Any) -> caseload.Judgement:
 
 
 def _recommend(
-    request: Request, current: Current, patient_id: str, judged: caseload.Judgement
+    request: Request,
+    current: Current,
+    patient_id: str,
+    judged: caseload.Judgement,
+    found: dict[str, list[caseload.ScorePoint]] | None = None,
 ) -> tuple[pathway.Recommendation, pathway.PathwayInput]:
     """The pathway recommendation for a patient the signed-in clinician may see."""
     _staff(current)
@@ -140,6 +144,7 @@ def _recommend(
         now=datetime.now(UTC),
         review_after=request.app.state.settings.therapy_review_after_sessions,
         judged=judged,
+        found=found,
     )
 
 
@@ -211,7 +216,9 @@ def patient_view(
         current.records.read(principal=current.principal, res_type="Patient", res_id=patient_id).body or {}
     )
     judged = _judgement(request.query_params)
-    recommended, data = _recommend(request, current, patient_id, judged)
+    history = _history(current, patient_id)
+    phq, gad = history["charts"][0]["points"], history["charts"][1]["points"]
+    recommended, data = _recommend(request, current, patient_id, judged, {"phq9": phq, "gad7": gad})
     with current.records.engine.connect() as conn:
         open_alerts = alerts.alerts_for(conn, [patient_id])
     items = {
@@ -221,8 +228,6 @@ def patient_view(
         for code in ("phq9", "gad7")
     }
     plans = caseload.plans(current.records, principal=current.principal, patient_id=patient_id)
-    history = _history(current, patient_id)
-    phq, gad = history["charts"][0]["points"], history["charts"][1]["points"]
     course = None
     if len(phq) >= 2 and len(gad) >= 2:  # NHS Talking Therapies needs both, first and last
         course = outcome(phq9=(phq[0].value, phq[-1].value), gad7=(gad[0].value, gad[-1].value)).as_json()
