@@ -6,8 +6,8 @@ called, raising `DatasetUnavailable` that names it when it is missing. ``DATASET
 its `DatasetInfo` (task, citation, license); `load` returns a `Dataset`:
 
 - ``raw``: the predictors as published, categorical columns still categorical; columns that leak
-  the outcome (a cause of death, a functional status measured after follow-up) are left out and
-  named in ``DatasetInfo.dropped``;
+  the outcome (a cause of death, a functional status measured after follow-up) or that are not
+  patient data (the calendar month of an exam) are left out and named in ``DatasetInfo.dropped``;
 - ``features``: ``raw`` through `tabular.one_hot`, every column float64, missing values kept as NaN;
 - ``target``: int64 0/1 with 1 the disease for classification, float64 for regression, and for
   survival a structured array of ``("event", bool), ("time", float64)`` as scikit-survival uses;
@@ -367,6 +367,7 @@ DATASETS: dict[str, DatasetInfo] = {
             license="teaching extract (Vanderbilt Biostatistics), not the NHLBI research data",
             loader=_framingham,
             groups=("sex", "age_band"),
+            dropped=("fac_month",),  # the exam's calendar month: no chart records it as a predictor
         ),
         DatasetInfo(
             name="nhanes",

@@ -29,7 +29,7 @@ EXPECTED = {
     "aids": ("survival", 1151, 11, 19, 96),
     "flchain": ("survival", 7874, 8, 23, 2169),
     "support2": ("survival", 9105, 30, 46, 6201),
-    "framingham": ("survival", 4699, 7, 17, 1473),
+    "framingham": ("survival", 4699, 6, 6, 1473),
     "nhanes": ("classification", 5098, 162, 246, 836),
 }
 
