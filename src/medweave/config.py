@@ -150,6 +150,14 @@ class Settings(BaseSettings):
     therapy_risk_model: bool = Field(
         default=True, description="Run the embedding layer of risk detection (the phrase layers always run)."
     )
+    ml_clinical_leads: str = Field(
+        default="",
+        description="Comma-separated user names who may approve or retire models (default: any clinician).",
+    )
+    cds_clients_file: Path | None = Field(
+        default=None,
+        description="JSON list of trusted CDS Hooks clients: issuer, public JWK Set (docs/diagnostics.md).",
+    )
 
     @property
     def effective_database_url(self) -> str:

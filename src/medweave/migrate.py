@@ -18,6 +18,7 @@ TABLE_MODULES = (
     "medweave.ledger.tables",
     "medweave.telehealth.tables",
     "medweave.therapy.tables",
+    "medweave.diagnostics.tables",
 )
 
 

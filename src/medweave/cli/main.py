@@ -39,10 +39,13 @@ def serve(
     """Serve the web app and the FHIR API."""
     import uvicorn
 
-    from medweave.web.app import create_app
+    from medweave.cli.worker import job_client
+    from medweave.web.app import build_records, create_app
 
     cfg = settings()
-    app_ = create_app(cfg)
+    records = build_records(cfg)
+    # Jobs started from the pages (training a model) run here, or on workers with a broker set.
+    app_ = create_app(cfg, records=records, jobs=job_client(records, cfg))
     uvicorn.run(
         app_,
         host=host or cfg.host,

@@ -7,7 +7,14 @@ from typing import Any
 
 import typer
 
+from medweave.cli.context import OPERATOR, fail, one_line_errors, record_service
+from medweave.cli.records import finish_job, follow_job
+from medweave.cli.worker import job_client, ml_registry
+from medweave.diagnostics import cards
 from medweave.diagnostics.datasets import DATASETS, DatasetUnavailable
+from medweave.diagnostics.estimators import KINDS
+from medweave.diagnostics.registry import ModelRecord, Registry
+from medweave.records.service import RecordService
 
 app = typer.Typer(no_args_is_help=True, help="Machine learning for diagnosis: datasets and models.")
 
@@ -73,3 +80,161 @@ def datasets_command(
         typer.echo(f"error: {row['error']}", err=True)
     if missing:
         raise typer.Exit(DatasetUnavailable.exit_code)
+
+
+# -- models -------------------------------------------------------------------------------------
+
+
+def _registry(service: RecordService) -> Registry:
+    return ml_registry(service)
+
+
+@app.command("train")
+@one_line_errors
+def train_command(
+    dataset: str = typer.Option(..., "--dataset", help="A dataset name from `medweave ml datasets`."),
+    model: str = typer.Option(..., "--model", help=f"One of: {', '.join(KINDS)}."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every split, resample and model."),
+    protocol: str = typer.Option(
+        None, "--protocol", help="holdout, cv or published (default: published where there is one, else cv)."
+    ),
+    name: str = typer.Option(None, "--name", help="Registry name (default DATASET-MODEL)."),
+) -> None:
+    """Train and evaluate a model under its protocol, register it as proposed, and print JSON with
+    its id and metrics (each with a bootstrap 95% CI). Runs as a background job with progress."""
+    service = record_service()
+    runner = job_client(service)
+    args = {"dataset": dataset, "kind": model, "seed": seed, "protocol": protocol, "name": name}
+    job_id = runner.enqueue("ml.train", {**args, "proposer": OPERATOR.subject})
+    result = finish_job(follow_job(runner, job_id, f"Training {model} on {dataset}"))
+    record = _registry(service).get(str(result["model_id"]))
+    typer.echo(json.dumps(_summary(record), allow_nan=False))
+
+
+def _summary(record: ModelRecord) -> dict[str, Any]:
+    report = record.report
+    return {
+        "id": record.id,
+        "name": record.name,
+        "version": record.version,
+        "status": record.status,
+        "dataset": record.dataset,
+        "model": record.kind,
+        "protocol": report["protocol"]["name"],
+        "fingerprint": record.fingerprint,
+        "code_version": record.code_version,
+        "metrics": report["metrics"],
+        "threshold": report["threshold"],
+        "conformal": report.get("conformal"),
+        "servable": record.servable,
+    }
+
+
+@app.command("evaluate")
+@one_line_errors
+def evaluate_command(
+    model_id: str = typer.Argument(..., help="A model id (mdl_...)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole evaluation report as JSON."),
+) -> None:
+    """Show a registered model's evaluation: each metric with its 95% CI, the threshold with its
+    alert rate and PPV, conformal coverage, and the subgroup table. The dataset's fingerprint is
+    checked against the one the model was trained on."""
+    registry = _registry(record_service())
+    record = registry.get(model_id)
+    current = DATASETS[record.dataset].loader().fingerprint if record.dataset in DATASETS else None
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {**_summary(record), "report": record.report, "data_unchanged": current == record.fingerprint}
+            )
+        )
+    else:
+        typer.echo(evaluation_text(record, data_unchanged=current == record.fingerprint))
+    if current is not None and current != record.fingerprint:
+        raise fail(f"the {record.dataset} data installed now differ from those the model was trained on", 5)
+
+
+def _number(value: Any) -> str:
+    return "not computable" if value is None else f"{value:.3f}"
+
+
+def evaluation_text(record: ModelRecord, *, data_unchanged: bool) -> str:
+    report = record.report
+    lines = [
+        f"{record.id}  {record.name} v{record.version}  [{record.status}]",
+        f"{record.kind} on {record.dataset}",
+        f"protocol {report['protocol']['name']}: {report['protocol']['description']}",
+        f"data fingerprint {record.fingerprint} ({'unchanged' if data_unchanged else 'CHANGED'})",
+        f"code {record.code_version}",
+        "",
+        f"{'metric':<24}{'value':>10}  95% CI",
+    ]
+    for name, m in report["metrics"].items():
+        lines.append(f"{name:<24}{_number(m['value']):>10}  {_number(m['lower'])} to {_number(m['upper'])}")
+    t = report["threshold"]
+    lines += [
+        "",
+        f"threshold {_number(t['value'])} ({t['rule']}): alert rate {_number(t['alert_rate'])}, "
+        f"PPV {_number(t['ppv'])}, sensitivity {_number(t['sensitivity'])}, "
+        f"specificity {_number(t['specificity'])}",
+    ]
+    c = report.get("conformal") or {}
+    if c:
+        lines.append(
+            f"conformal {c.get('level', 0):.0%} sets: empirical coverage {_number(c.get('coverage'))}"
+        )
+    rows = (report.get("subgroups") or {}).get("rows", [])
+    if rows:
+        key = "c_index" if record.task == "survival" else "auroc"
+        lines += ["", f"{'subgroup':<32}{'n':>7}{'events':>8}{key:>10}{'alert rate':>12}{'PPV':>8}"]
+        for r in rows:
+            lines.append(
+                f"{r['attribute'] + '=' + r['group']:<32}{r['n']:>7}{r['events']:>8}"
+                f"{_number(r.get(key)):>10}{_number(r.get('alert_rate')):>12}{_number(r.get('ppv')):>8}"
+            )
+    return "\n".join(lines)
+
+
+@app.command("card")
+@one_line_errors
+def card_command(
+    model_id: str = typer.Argument(..., help="A model id (mdl_...)."),
+    fmt: str = typer.Option(
+        "md", "--format", help="md (model card), json, or chai (CHAI applied model card)."
+    ),
+) -> None:
+    """Print a model's card, filled in from its training run: Mitchell et al. 2019 sections with the
+    TRIPOD+AI checklist (md or json), or the CHAI applied model card JSON."""
+    if fmt not in ("md", "json", "chai"):
+        raise fail(f"unknown format {fmt!r}; md, json or chai", 2)
+    record = _registry(record_service()).get(model_id).as_json()
+    if fmt == "md":
+        typer.echo(cards.model_card_markdown(record))
+    elif fmt == "json":
+        typer.echo(json.dumps({**cards.model_card(record), "tripod_ai": cards.tripod_ai(record)}, indent=2))
+    else:
+        typer.echo(json.dumps(cards.chai_card(record), indent=2))
+
+
+@app.command("models")
+@one_line_errors
+def models_command(
+    status: str = typer.Option(None, "--status", help="Only proposed, approved or retired models."),
+) -> None:
+    """List registered models: id, name, version, status, model, dataset and headline metric."""
+    for r in _registry(record_service()).models(status=status):
+        metrics = r.report["metrics"]
+        key = "c_index" if r.task == "survival" else "auroc"
+        headline = f"{key} {_number(metrics.get(key, {}).get('value'))}"
+        typer.echo(f"{r.id}  {r.name} v{r.version}  {r.status:<9} {r.kind:<9} {r.dataset:<11} {headline}")
+
+
+@app.command("retire")
+@one_line_errors
+def retire_command(
+    model_id: str = typer.Argument(..., help="A model id (mdl_...)."),
+    reason: str = typer.Option(..., "--reason", help="Why it is taken out of service (recorded, audited)."),
+) -> None:
+    """Take a model out of service at once (an operator may retire; approving is a clinician's)."""
+    record = _registry(record_service()).decide(OPERATOR, model_id, "retire", reason=reason)
+    typer.echo(f"{record.id} retired")

@@ -16,12 +16,14 @@ import typer
 
 from medweave.cli.context import fail, one_line_errors, record_service, settings
 from medweave.config import Settings
+from medweave.diagnostics.registry import Registry
+from medweave.diagnostics.workflow import RunOptions, train_job
 from medweave.jobs import EMBEDDED, JobClient, JobContext, JobKinds, open_jobs
 from medweave.ledger.service import Sequencer
 from medweave.records.demo import seed_job
 from medweave.records.importer import DEFAULT_CHUNK, import_job
 from medweave.records.service import RecordService
-from medweave.web.app import build_ledger, witness_step
+from medweave.web.app import build_ledger, build_registry, witness_step
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,19 @@ def job_kinds(service: RecordService) -> JobKinds:
     def demo_seed(ctx: JobContext, *, patients: int, seed: int) -> Any:
         return seed_job(service, patients=patients, seed=seed)(ctx)
 
+    # Training is deterministic for a seed, so a run whose worker died is simply run again.
+    @kinds.register("ml.train", max_attempts=2)
+    def ml_train(ctx: JobContext, *, proposer: str, role: str | None = None, **options: Any) -> Any:
+        return train_job(ml_registry(service), proposer=proposer, role=role, options=RunOptions(**options))(
+            ctx
+        )
+
     return kinds
+
+
+def ml_registry(service: RecordService, cfg: Settings | None = None) -> Registry:
+    """The model registry, with the clinical leads from ``MEDWEAVE_ML_CLINICAL_LEADS``."""
+    return build_registry(cfg or settings(), service)
 
 
 def job_client(service: RecordService, cfg: Settings | None = None) -> JobClient:

@@ -18,15 +18,19 @@ from medweave import __version__
 from medweave.audit import Actor, AuditService, rest_event
 from medweave.config import Settings
 from medweave.db import make_engine
+from medweave.diagnostics.registry import Registry
+from medweave.diagnostics.serving import Services
 from medweave.errors import ConfigurationError
 from medweave.identity import IdentityService
+from medweave.jobs import JobClient
 from medweave.ledger.anchor import Chain
 from medweave.ledger.anchoring import anchor_latest
 from medweave.ledger.keys import load_or_create_log_key
 from medweave.ledger.service import LedgerService, Sequencer
 from medweave.ledger.witnessing import parse_witnesses, request_cosignatures
 from medweave.records.service import RecordService
-from medweave.security.crypto import load_or_create_master_key
+from medweave.security import cds_jwt
+from medweave.security.crypto import derive_key, load_or_create_master_key
 from medweave.security.tokens import load_or_create_token_secret
 from medweave.telehealth.calls import Calls
 from medweave.telehealth.reminders import Mailer, send_due
@@ -38,7 +42,7 @@ from medweave.web import errors
 from medweave.web.auth import Authenticator
 from medweave.web.headers import SecurityHeaders
 from medweave.web.pages.session import session_principal
-from medweave.web.routes import fhir, oauth, pages, visits
+from medweave.web.routes import cds, fhir, oauth, pages, visits
 from medweave.web.routes import ledger as ledger_routes
 
 log = logging.getLogger("medweave.web")
@@ -105,6 +109,23 @@ def witness_step(settings: Settings, ledger: LedgerService) -> Callable[[], obje
     return step
 
 
+def build_registry(settings: Settings, records: RecordService) -> Registry:
+    """The model registry, with the clinical leads from ``MEDWEAVE_ML_CLINICAL_LEADS``."""
+    leads = tuple(u.strip() for u in settings.ml_clinical_leads.split(",") if u.strip())
+    return Registry(records.engine, records.trail.audit, leads=leads)
+
+
+def cds_clients(settings: Settings) -> dict[str, cds_jwt.CdsClient]:
+    """The trusted CDS Hooks clients, from ``MEDWEAVE_CDS_CLIENTS_FILE`` (none: every call is 401)."""
+    if settings.cds_clients_file is None:
+        return {}
+    try:
+        text = settings.cds_clients_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read MEDWEAVE_CDS_CLIENTS_FILE: {exc.strerror}") from None
+    return cds_jwt.load_clients(text)
+
+
 def build_authenticator(settings: Settings, *, identity: IdentityService | None = None) -> Authenticator:
     secret = load_or_create_token_secret(
         inline=settings.token_secret, path=settings.effective_token_secret_file
@@ -122,6 +143,7 @@ def create_app(
     identity: IdentityService | None = None,
     ledger: LedgerService | None = None,
     calls: Calls | None = None,
+    jobs: JobClient | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
     records = records or build_records(settings)
@@ -161,12 +183,22 @@ def create_app(
     app.state.identity = identity
     app.state.ledger = ledger
     app.state.session_principal = session_principal
+    app.state.jobs = jobs
+    app.state.registry = build_registry(settings, records)
+    app.state.cds = Services(
+        app.state.registry,
+        pseudonym_key=derive_key(records.master.key, info=b"medweave-ml-prediction-subject"),
+        base_url=settings.base_url,
+    )
+    app.state.cds_clients = cds_clients(settings)
+    app.state.cds_replay = cds_jwt.ReplayCache()
     errors.install(app)
     app.include_router(oauth.router)  # before /fhir/{type}/{id}, which would take /fhir/.well-known/...
     app.include_router(fhir.router)
     app.include_router(pages.router)
     app.include_router(ledger_routes.router)
     app.include_router(visits.router)
+    app.include_router(cds.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.middleware("http")(_audit_unserved)
     app.add_middleware(SecurityHeaders, tls=settings.base_url.startswith("https://"))

@@ -16,6 +16,7 @@ from medweave.records import fhir
 from medweave.security.principal import STAFF_ROLES, Role
 from medweave.web.pages import routing
 from medweave.web.pages.charts import chartable, fmt, trend_svg
+from medweave.web.pages.ml import chart_cards
 from medweave.web.pages.record import load_record
 from medweave.web.pages.render import fragment, page
 from medweave.web.pages.routing import Current, require_role
@@ -102,4 +103,5 @@ def chart(request: Request, patient_id: str, current: Current = Depends(routing.
         medication_types=MEDICATION_TYPES,
         medications_stored=bool(stored),
         emergency=emergency,
+        cds_cards=chart_cards(request, current, patient_id),
     )

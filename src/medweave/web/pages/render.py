@@ -55,6 +55,8 @@ def navigation(session: Session | None) -> list[tuple[str, str]]:
             ("/admin/reviews", "Break-glass reviews"),
             ("/admin/jobs", "Jobs"),
         ]
+    if role in (Role.DATA_SCIENTIST, Role.CLINICIAN, Role.ADMIN):
+        items.append(("/ml/models", "Models"))
     if role in STAFF_ROLES:
         items.append(("/break-glass", "Emergency access"))
     items.append(("/ledger", "Records ledger"))

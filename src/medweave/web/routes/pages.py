@@ -14,6 +14,7 @@ from medweave.web.pages import (
     clinic,
     clinician,
     jobs,
+    ml,
     patient,
     signin,
     therapy,
@@ -21,5 +22,5 @@ from medweave.web.pages import (
 )
 
 router = APIRouter()
-for _pages in (signin, patient, clinician, admin, jobs, breakglass, authorize, visits, clinic, therapy):
+for _pages in (signin, patient, clinician, admin, jobs, breakglass, authorize, visits, clinic, therapy, ml):
     router.include_router(_pages.router)
