@@ -10,7 +10,7 @@ import typer
 from medweave.cli.context import OPERATOR, fail, one_line_errors, record_service
 from medweave.cli.records import finish_job, follow_job
 from medweave.cli.worker import job_client, ml_registry
-from medweave.diagnostics import cards
+from medweave.diagnostics import cards, training
 from medweave.diagnostics.datasets import DATASETS, DatasetUnavailable
 from medweave.diagnostics.estimators import KINDS
 from medweave.diagnostics.registry import ModelRecord, Registry
@@ -102,6 +102,7 @@ def train_command(
 ) -> None:
     """Train and evaluate a model under its protocol, register it as proposed, and print JSON with
     its id and metrics (each with a bootstrap 95% CI). Runs as a background job with progress."""
+    training.check(dataset, model, protocol)  # bad arguments fail here, before a job is queued
     service = record_service()
     runner = job_client(service)
     args = {"dataset": dataset, "kind": model, "seed": seed, "protocol": protocol, "name": name}

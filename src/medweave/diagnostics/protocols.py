@@ -131,13 +131,24 @@ def _shuffle(n: int, splits: int, test_size: float, seed: int) -> tuple[Split, .
     )
 
 
+def check(protocol: str | None, *, dataset: str) -> str:
+    """The protocol's name (None: the default for ``dataset``); InvalidInput as `plan` raises it."""
+    name = protocol if protocol is not None else ("published" if dataset in PUBLISHED else "cv")
+    if name not in PROTOCOLS:
+        raise InvalidInput(f"unknown protocol {name!r}; one of: {', '.join(PROTOCOLS)}")
+    if name == "published" and dataset not in PUBLISHED:
+        raise InvalidInput(
+            f"dataset {dataset!r} has no published protocol; those that do: {', '.join(PUBLISHED)} "
+            "(use holdout or cv)"
+        )
+    return name
+
+
 def plan(protocol: str | None, *, dataset: str, strata: npt.NDArray[Any], seed: int) -> Plan:
     """The splits of ``protocol`` for ``dataset`` (None: its published protocol if it has one, else
     ``cv``); ``strata`` is the class or event indicator of each row. InvalidInput for an unknown
     protocol, or ``published`` on a dataset without one."""
-    name = protocol if protocol is not None else ("published" if dataset in PUBLISHED else "cv")
-    if name not in PROTOCOLS:
-        raise InvalidInput(f"unknown protocol {name!r}; one of: {', '.join(PROTOCOLS)}")
+    name = check(protocol, dataset=dataset)
     n = len(strata)
     on = "the event indicator" if strata.dtype == np.bool_ else "the class"
     if name == "holdout":
@@ -162,13 +173,7 @@ def plan(protocol: str | None, *, dataset: str, strata: npt.NDArray[Any], seed: 
             refit=True,
             details={"folds": CV_FOLDS, "repeats": CV_REPEATS, "stratified_on": on},
         )
-    published = PUBLISHED.get(dataset)
-    if published is None:
-        raise InvalidInput(
-            f"dataset {dataset!r} has no published protocol; those that do: {', '.join(PUBLISHED)} "
-            "(use holdout or cv)"
-        )
-    return _published(published, strata, seed)
+    return _published(PUBLISHED[dataset], strata, seed)
 
 
 def _published(p: Published, strata: npt.NDArray[Any], seed: int) -> Plan:

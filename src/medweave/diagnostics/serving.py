@@ -242,11 +242,11 @@ class Services:
         if loaded.explainer is not None:
             top = explain.top_features(loaded.explainer, row, k=TOP_FEATURES)
             lines += ["", "Main contributions (SHAP, on the model's scale):", ""]
+            features = {f.name: f for f in loaded.spec.features}
             for item in top:
                 sign = "raises" if item["contribution"] > 0 else "lowers"
-                value = item["value"]
-                shown = "missing" if value is None or value != value else f"{value:g}"
-                lines.append(f"- {item['feature']} = {shown} {sign} the risk ({item['contribution']:+.3f})")
+                text = _feature_text(features.get(item["feature"]), item["feature"], item["value"])
+                lines.append(f"- {text} {sign} the risk ({item['contribution']:+.3f})")
         metric = "c_index" if record.task == "survival" else "auroc"
         m = report["metrics"].get(metric) or {}
         if m.get("value") is not None:
@@ -405,6 +405,21 @@ def _timestamp(value: Any) -> datetime:
     if stamp.tzinfo is None:
         raise InvalidInput("outcomeTimestamp needs a time zone")
     return stamp.astimezone(UTC)
+
+
+def _feature_text(feature: fhir_features.Feature | None, name: str, value: Any) -> str:
+    """A model input as a clinician reads it: "systolic blood pressure 152 mm[Hg]", "sex female"."""
+    if value is None or value != value:
+        return f"{name} (missing)"
+    if feature is None:
+        return f"{name} = {value:g}"
+    if feature.source == "age":
+        return f"age {value:g} years"
+    if feature.source == "sex":
+        other = "male" if feature.sex_value == "female" else "female"
+        return f"sex {feature.sex_value if value >= 0.5 else other}"
+    label = next((fhir_features.NAMES[c] for c in feature.codes if c in fhir_features.NAMES), name)
+    return f"{label} {value:g} {feature.unit or ''}".rstrip()
 
 
 def _years(days: float) -> str:

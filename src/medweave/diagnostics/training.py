@@ -62,7 +62,7 @@ import numpy.typing as npt
 
 from medweave.diagnostics import datasets, estimators, metrics, protocols
 from medweave.diagnostics.estimators import FittedModel
-from medweave.errors import InvalidInput
+from medweave.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -111,6 +111,26 @@ class TrainingResult:
         return _matrix(self.model, x)
 
 
+def check(dataset: str, kind: str, protocol: str | None) -> estimators.Task:
+    """Refuse what `train` would refuse about its arguments, without loading any data: NotFound for
+    an unknown dataset, InvalidInput for an unknown model or protocol, a model for another task,
+    a regression dataset, or ``published`` where there is none. Returns the task."""
+    task = estimators.task_of(kind)
+    info = datasets.DATASETS.get(dataset)
+    if info is None:
+        raise NotFound(f"unknown dataset {dataset!r}; use one of {', '.join(datasets.DATASETS)}")
+    if info.task == "regression":
+        raise InvalidInput(
+            f"dataset {dataset!r} is a regression task; training supports classification "
+            "(logistic, lightgbm) and survival (coxnet, rsf) datasets"
+        )
+    if info.task != task:
+        fitting = ", ".join(k for k, t in estimators.KINDS.items() if t == info.task)
+        raise InvalidInput(f"model {kind!r} is for {task}, dataset {dataset!r} is {info.task}: use {fitting}")
+    protocols.check(protocol, dataset=dataset)
+    return task
+
+
 def train(
     dataset: str,
     kind: str,
@@ -129,18 +149,10 @@ def train(
     regression dataset has none), ``published`` on a dataset without one, or bad ``params``;
     NotFound for an unknown dataset."""
     start = clock.perf_counter()
-    task = estimators.task_of(kind)
+    task = check(dataset, kind, protocol)
     settings = _settings(kind, params)
     data = datasets.load(dataset)
     info = data.info
-    if info.task == "regression":
-        raise InvalidInput(
-            f"dataset {dataset!r} is a regression task; training supports classification "
-            "(logistic, lightgbm) and survival (coxnet, rsf) datasets"
-        )
-    if info.task != task:
-        fitting = ", ".join(k for k, t in estimators.KINDS.items() if t == info.task)
-        raise InvalidInput(f"model {kind!r} is for {task}, dataset {dataset!r} is {info.task}: use {fitting}")
     x, target = data.features, data.target
     horizon = estimators.HORIZON_DAYS[dataset] if task == "survival" else None
     strata = np.asarray(target["event"] if horizon is not None else target)

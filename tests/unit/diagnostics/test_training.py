@@ -268,6 +268,7 @@ def _noise(monkeypatch: pytest.MonkeyPatch, name: str, task: datasets.Task, n: i
     data: datasets.Dataset
     info = datasets.DatasetInfo(name, task, "noise", "noise", "a test", "numpy", "none", lambda: data)
     data = datasets.Dataset(info, features, features, target, groups, fingerprint(features, target))
+    monkeypatch.setitem(datasets.DATASETS, name, info)
     real = datasets.load
     monkeypatch.setattr(datasets, "load", lambda key: data if key == name else real(key))
     return data

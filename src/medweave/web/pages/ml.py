@@ -19,7 +19,7 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
-from medweave.diagnostics import cards, monitoring
+from medweave.diagnostics import cards, monitoring, training
 from medweave.diagnostics.datasets import DATASETS
 from medweave.diagnostics.estimators import KINDS
 from medweave.diagnostics.registry import Registry, may_decide, may_propose
@@ -84,6 +84,7 @@ def train(
     except ValueError:
         raise InvalidInput("the seed is a whole number") from None
     protocol = form.get("protocol") or None
+    training.check(dataset, kind, protocol)
     args = {"dataset": dataset, "kind": kind, "seed": seed, "protocol": protocol, "name": None}
     job_id = jobs.enqueue(
         "ml.train", {**args, "proposer": current.principal.subject, "role": str(current.user.role)}
@@ -181,6 +182,7 @@ def model_page(request: Request, model_id: str, current: Current = Depends(routi
         for n, d in enumerate(watch["drift"])
     ]  # fmt: skip
     decide = {a: may_decide(current.principal, a, leads=registry.leads) for a in ("approve", "retire")}
+    history = [(e, _who(current, e.actor)) for e in registry.history(record.id)]
     return page(
         request,
         "ml_model.html",
@@ -189,11 +191,19 @@ def model_page(request: Request, model_id: str, current: Current = Depends(routi
         report=record.report,
         plots=_plots(record.report),
         tripod=cards.tripod_ai(record.as_json()),
-        history=registry.history(record.id),
+        history=history,
         decide=decide,
         watch=watch,
         drift=drift,
     )
+
+
+def _who(current: Current, subject: str) -> str:
+    """A user's name for a lifecycle entry (the registry keeps the user id, or an operator's name)."""
+    try:
+        return current.identity.get_user(subject).username
+    except NotFound:
+        return subject
 
 
 @router.post("/ml/models/{model_id}/decide", include_in_schema=False)
