@@ -96,7 +96,7 @@ def test_a_clinician_approves_a_model_and_sees_its_card_in_the_chart(browser: An
     page.get_by_role("button", name="Approve for use").click()
     expect(page.get_by_text("approved", exact=True).first).to_be_visible()
     lifecycle = page.get_by_role("region", name="Lifecycle")
-    expect(lifecycle).to_contain_text("approve by grey: “Reviewed calibration and subgroups; pilot in clinic A”")
+    expect(lifecycle).to_contain_text(f"approve by grey: “{reason}”")
 
     page.goto(f"{live.url}/patients/{live.clinic.patient_id}")
     card = page.locator(".card.cds-warning, .card.cds-info").first
