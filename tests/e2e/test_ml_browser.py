@@ -90,9 +90,8 @@ def test_a_clinician_approves_a_model_and_sees_its_card_in_the_chart(browser: An
     ).to_be_visible()
     shot(page, "ml-model", docs=True, full_page=True)
 
-    page.get_by_label("Reason (recorded and audited)").fill(
-        "Reviewed calibration and subgroups; pilot in clinic A"
-    )
+    reason = "Reviewed calibration and subgroups; pilot in clinic A"
+    page.get_by_label("Reason (recorded and audited)").fill(reason)
     page.get_by_role("button", name="Approve for use").click()
     expect(page.get_by_text("approved", exact=True).first).to_be_visible()
     lifecycle = page.get_by_role("region", name="Lifecycle")
