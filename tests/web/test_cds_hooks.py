@@ -363,3 +363,24 @@ def test_the_chart_shows_the_same_card_and_a_data_scientist_never_sees_charts(
         follow_redirects=False,
     )
     assert r.status_code == 403
+
+
+def test_a_data_scientist_downloads_a_de_identified_table_and_a_clinician_cannot(
+    clinic: Clinic, server: TestClient
+) -> None:
+    noor = _browser(clinic, server, "noor")
+    assert "Training table from this clinic" in noor.get("/ml/models").text
+    form = {"csrf_token": noor.headers["x-csrf-token"], "spec": "framingham",
+            "outcome_codes": "http://snomed.info/sct|53741008"}  # fmt: skip
+    r = noor.post("/ml/extract", data=form)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    lines = r.text.splitlines()
+    assert lines[0] == "pid,num_sbp,num_dbp,num_scl,num_age,num_bmi,fac_sex=2,outcome"
+    assert len(lines) == 3  # Alice and Bob
+    for secret in (clinic.patient_id, clinic.other_id, "Liddell", "Builder", "1985"):
+        assert secret not in r.text
+    assert "142" in r.text  # Alice's systolic pressure, under a pseudonym
+    grey = _browser(clinic, server, "grey")
+    form["csrf_token"] = grey.headers["x-csrf-token"]
+    assert grey.post("/ml/extract", data=form).status_code == 404

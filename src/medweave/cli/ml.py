@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -10,11 +12,13 @@ import typer
 from medweave.cli.context import OPERATOR, fail, one_line_errors, record_service
 from medweave.cli.records import finish_job, follow_job
 from medweave.cli.worker import job_client, ml_registry
-from medweave.diagnostics import cards, training
+from medweave.diagnostics import cards, clinic_data, training
 from medweave.diagnostics.datasets import DATASETS, DatasetUnavailable
 from medweave.diagnostics.estimators import KINDS
 from medweave.diagnostics.registry import ModelRecord, Registry
+from medweave.errors import MedweaveError
 from medweave.records.service import RecordService
+from medweave.security.crypto import derive_key
 
 app = typer.Typer(no_args_is_help=True, help="Machine learning for diagnosis: datasets and models.")
 
@@ -142,7 +146,7 @@ def evaluate_command(
     checked against the one the model was trained on."""
     registry = _registry(record_service())
     record = registry.get(model_id)
-    current = DATASETS[record.dataset].loader().fingerprint if record.dataset in DATASETS else None
+    current = _current_fingerprint(record.dataset)
     if as_json:
         typer.echo(
             json.dumps(
@@ -153,6 +157,16 @@ def evaluate_command(
         typer.echo(evaluation_text(record, data_unchanged=current == record.fingerprint))
     if current is not None and current != record.fingerprint:
         raise fail(f"the {record.dataset} data installed now differ from those the model was trained on", 5)
+
+
+def _current_fingerprint(dataset: str) -> str | None:
+    """The fingerprint of the dataset as installed (or as the table file holds it) now."""
+    if dataset.startswith(clinic_data.PREFIX):
+        try:
+            return clinic_data.load(dataset).fingerprint
+        except MedweaveError:
+            return None
+    return DATASETS[dataset].loader().fingerprint if dataset in DATASETS else None
 
 
 def _number(value: Any) -> str:
@@ -239,3 +253,33 @@ def retire_command(
     """Take a model out of service at once (an operator may retire; approving is a clinician's)."""
     record = _registry(record_service()).decide(OPERATOR, model_id, "retire", reason=reason)
     typer.echo(f"{record.id} retired")
+
+
+@app.command("extract")
+@one_line_errors
+def extract_command(
+    out: Path = typer.Option(..., "--out", help="CSV file to write (a .json description goes beside it)."),
+    spec: str = typer.Option("framingham", "--spec", help=f"Feature spec: {', '.join(clinic_data.SPECS)}."),
+    outcome_code: list[str] = typer.Option(
+        ..., "--outcome-code", help="A condition code SYSTEM|CODE that counts as the outcome (repeatable)."
+    ),
+    as_of: str = typer.Option(
+        None, "--as-of", help="Date the features and outcome are read at (default today)."
+    ),
+) -> None:
+    """Write a de-identified training table from this clinic's records: a keyed pseudonym, the
+    spec's features and the outcome per patient; no name, identifier or date. Train on it with
+    `medweave ml train --dataset table:FILE`."""
+    when = datetime.now(UTC)
+    if as_of:
+        try:
+            when = datetime.combine(date.fromisoformat(as_of), time(23, 59, 59), UTC)
+        except ValueError:
+            raise fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)", 2) from None
+    service = record_service()
+    key = derive_key(service.master.key, info=b"medweave-ml-table-pid")
+    rows, report = clinic_data.extract(
+        service, OPERATOR, spec, outcome_codes=outcome_code, as_of=when, pseudonym_key=key
+    )
+    clinic_data.write(out, spec, rows, report)
+    typer.echo(f"wrote {report['rows']} rows ({report['complete']} complete) to {out}")

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from medweave.diagnostics import datasets, estimators, metrics, protocols
+from medweave.diagnostics import clinic_data, datasets, estimators, metrics, protocols
 from medweave.diagnostics.estimators import FittedModel
 from medweave.errors import InvalidInput, NotFound
 
@@ -116,7 +116,11 @@ def check(dataset: str, kind: str, protocol: str | None) -> estimators.Task:
     an unknown dataset, InvalidInput for an unknown model or protocol, a model for another task,
     a regression dataset, or ``published`` where there is none. Returns the task."""
     task = estimators.task_of(kind)
-    info = datasets.DATASETS.get(dataset)
+    info = (
+        clinic_data.info(dataset)
+        if dataset.startswith(clinic_data.PREFIX)
+        else datasets.DATASETS.get(dataset)
+    )
     if info is None:
         raise NotFound(f"unknown dataset {dataset!r}; use one of {', '.join(datasets.DATASETS)}")
     if info.task == "regression":
@@ -151,7 +155,7 @@ def train(
     start = clock.perf_counter()
     task = check(dataset, kind, protocol)
     settings = _settings(kind, params)
-    data = datasets.load(dataset)
+    data = clinic_data.load(dataset) if dataset.startswith(clinic_data.PREFIX) else datasets.load(dataset)
     info = data.info
     x, target = data.features, data.target
     horizon = estimators.HORIZON_DAYS[dataset] if task == "survival" else None

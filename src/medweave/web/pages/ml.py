@@ -10,8 +10,11 @@ registry decides who may, and audits it.
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,13 +22,14 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
-from medweave.diagnostics import cards, monitoring, training
+from medweave.diagnostics import cards, clinic_data, monitoring, training
 from medweave.diagnostics.datasets import DATASETS
 from medweave.diagnostics.estimators import KINDS
 from medweave.diagnostics.registry import Registry, may_decide, may_propose
 from medweave.diagnostics.serving import Services
 from medweave.errors import InvalidInput, MedweaveError, NotFound
 from medweave.jobs import JobClient
+from medweave.security.crypto import derive_key
 from medweave.security.principal import CARE_ROLES, Role
 from medweave.web.pages import routing
 from medweave.web.pages.plots import Line, xy_svg
@@ -63,6 +67,8 @@ def models_page(request: Request, current: Current = Depends(routing.signed_in))
         datasets=trainable,
         kinds=list(KINDS),
         started=request.query_params.get("started", "")[:36],
+        may_extract=current.user.role == Role.DATA_SCIENTIST,
+        specs=list(clinic_data.SPECS),
     )
 
 
@@ -217,6 +223,38 @@ def decide(
     action = form.get("action")
     _registry(request).decide(current.principal, _model_id(model_id), action, reason=form.get("reason"))
     return redirect(f"/ml/models/{model_id}")
+
+
+@router.post("/ml/extract", include_in_schema=False)
+def extract(
+    request: Request, form: Form = Depends(posted), current: Current = Depends(routing.signed_in)
+) -> Response:
+    """A de-identified training table of this clinic's records, as CSV: pseudonym, features,
+    outcome; no name, identifier or date (``clinic_data``). For data scientists only."""
+    require_role(current, Role.DATA_SCIENTIST)
+    codes = [c.strip() for c in form.get("outcome_codes").replace(",", "\n").splitlines() if c.strip()]
+    spec = form.get("spec", "framingham")
+    key = derive_key(current.records.master.key, info=b"medweave-ml-table-pid")
+    rows, report = clinic_data.extract(
+        current.records,
+        current.principal,
+        spec,
+        outcome_codes=codes,
+        as_of=datetime.now(UTC),
+        pseudonym_key=key,
+    )
+    columns = ["pid", *clinic_data.SPECS[spec].names(), clinic_data.OUTCOME]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: "" if row.get(c) is None else row[c] for c in columns})
+    name = f"medweave-{spec}-{report['as_of']}.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/ml/models/{model_id}/card", include_in_schema=False)
