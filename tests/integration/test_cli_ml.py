@@ -143,3 +143,35 @@ def test_an_unknown_model_is_a_one_line_error(data_dir: Path) -> None:
         r = runner.invoke(app, ["ml", *command[:1], "mdl_0000000000000000", *command[1:]])
         assert r.exit_code == 4, r.output
         assert r.stderr.strip() == "error: no model mdl_0000000000000000"
+
+
+def test_outcomes_are_recorded_all_or_nothing(data_dir: Path, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from medweave.cli.context import record_service
+    from medweave.diagnostics.tables import ml_predictions
+
+    engine = record_service().engine
+    with engine.begin() as conn:
+        conn.execute(insert(ml_predictions), [
+            {"id": f"c{i}", "model_id": "mdl_x", "subject": "s", "at": datetime.now(UTC), "features": "{}",
+             "risk": 0.1, "channel": "cds-hooks"} for i in range(3)
+        ])  # fmt: skip
+    good = tmp_path / "good.csv"
+    good.write_text("prediction,outcome\nc0,1\nc1,0\n")
+    r = runner.invoke(app, ["ml", "outcomes", str(good)])
+    assert r.exit_code == 0 and r.stdout.strip() == "recorded 2 outcome(s)"
+    for text, code, words in (
+        ("prediction,outcome\nc2,1\nnope,0\n", 4, "no prediction nope"),
+        ("prediction,outcome\nc2,yes\n", 2, "outcome must be 0 or 1"),
+        ("card,result\nc2,1\n", 2, "columns prediction,outcome"),
+    ):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        r = runner.invoke(app, ["ml", "outcomes", str(bad)])
+        assert r.exit_code == code and words in r.stderr, r.output
+    with engine.connect() as conn:
+        recorded = dict(conn.execute(select(ml_predictions.c.id, ml_predictions.c.outcome)).all())
+    assert recorded == {"c0": 1, "c1": 0, "c2": None}  # the failed files changed nothing

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from pages_support import PASSWORD, Clinic, build_clinic, enrol, sign_in
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from conftest import bearer
-from medweave.diagnostics import training, workflow
+from medweave.diagnostics import monitoring, training, workflow
 from medweave.diagnostics.registry import Artifacts
 from medweave.diagnostics.tables import ml_feedback, ml_predictions
+from medweave.errors import NotFound
 from medweave.records.service import RecordService
 from medweave.security.principal import Principal, Role
 from medweave.security.scopes import ScopeSet
@@ -384,3 +386,32 @@ def test_a_data_scientist_downloads_a_de_identified_table_and_a_clinician_cannot
     grey = _browser(clinic, server, "grey")
     form["csrf_token"] = grey.headers["x-csrf-token"]
     assert grey.post("/ml/extract", data=form).status_code == 404
+
+
+def test_the_model_page_shows_drift_and_rolling_performance_once_outcomes_arrive(
+    clinic: Clinic, server: TestClient, served: str, ehr_key: Any
+) -> None:
+    prefetch = _prefetch(clinic, server.get("/cds-services").json(), clinic.patient_id)
+    assert _call(server, ehr_key, _request(clinic.patient_id, prefetch)).status_code == 200
+    [first] = _logged(clinic)
+    features = json.loads(first.features)
+    rng = np.random.default_rng(3)
+    start = first.at - timedelta(days=21)
+    rows, outcomes = [], []
+    for i in range(120):  # three weeks of a served population whose blood pressure climbs
+        risk = float(rng.uniform(0.02, 0.6))
+        shifted = {**features, "num_sbp": float(rng.normal(125 + 15 * (i // 40), 12))}
+        at = start + timedelta(days=i // 6)
+        rows.append({"id": f"card-{i}", "model_id": served, "subject": f"s{i}", "at": at,
+                     "features": json.dumps(shifted), "risk": risk, "channel": "cds-hooks"})  # fmt: skip
+        outcomes.append((f"card-{i}", int(rng.uniform() < risk)))
+    with clinic.records.engine.begin() as conn:
+        conn.execute(insert(ml_predictions), rows)
+    assert monitoring.record_outcomes(clinic.records.engine, outcomes) == 120
+    with pytest.raises(NotFound):
+        monitoring.record_outcomes(clinic.records.engine, [("card-0", 0), ("nope", 1)])
+    grey = _browser(clinic, server, "grey")
+    page = grey.get(f"/ml/models/{served}").text
+    assert "121 predictions served" in page and "120 with a known outcome" in page
+    assert "Rolling performance over the latest 120 predictions" in page
+    assert "significant shift" in page and 'id="drift-' in page

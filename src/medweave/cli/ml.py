@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -12,7 +13,7 @@ import typer
 from medweave.cli.context import OPERATOR, fail, one_line_errors, record_service
 from medweave.cli.records import finish_job, follow_job
 from medweave.cli.worker import job_client, ml_registry
-from medweave.diagnostics import cards, clinic_data, training
+from medweave.diagnostics import cards, clinic_data, monitoring, training
 from medweave.diagnostics.datasets import DATASETS, DatasetUnavailable
 from medweave.diagnostics.estimators import KINDS
 from medweave.diagnostics.registry import ModelRecord, Registry
@@ -283,3 +284,24 @@ def extract_command(
     )
     clinic_data.write(out, spec, rows, report)
     typer.echo(f"wrote {report['rows']} rows ({report['complete']} complete) to {out}")
+
+
+@app.command("outcomes")
+@one_line_errors
+def outcomes_command(
+    file: Path = typer.Argument(..., help="CSV with a header: prediction,outcome (the card uuid, 0 or 1)."),
+) -> None:
+    """Record what happened after served predictions, for the rolling calibration and AUROC on
+    each model's page. All or nothing: one unknown prediction or bad value records none."""
+    pairs: list[tuple[str, int]] = []
+    with file.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"prediction", "outcome"} <= set(reader.fieldnames):
+            raise fail(f"{file} needs the columns prediction,outcome", 2)
+        for n, row in enumerate(reader, start=2):
+            value = (row["outcome"] or "").strip()
+            if value not in ("0", "1"):
+                raise fail(f"{file}:{n}: outcome must be 0 or 1", 2)
+            pairs.append(((row["prediction"] or "").strip(), int(value)))
+    done = monitoring.record_outcomes(record_service().engine, pairs)
+    typer.echo(f"recorded {done} outcome(s)")

@@ -13,7 +13,7 @@ same source: below 0.1 no significant shift, 0.1 to 0.25 a moderate shift worth 
 0.25 a significant shift.
 
 Outcomes (0/1 for the predicted event) are recorded against a prediction's card id when they are
-known (`record_outcome`; ``medweave ml outcomes FILE`` imports them). With outcomes, the rolling
+known (`record_outcomes`; ``medweave ml outcomes FILE`` imports them). With outcomes, the rolling
 AUROC, calibration intercept and slope and Brier score are computed over the latest window of
 predictions with an outcome, with `metrics`.
 """
@@ -142,18 +142,25 @@ def rolling(risk: Sequence[float], outcome: Sequence[int]) -> dict[str, float | 
     }
 
 
-def record_outcome(engine: Engine, card_id: str, outcome: int, *, at: datetime | None = None) -> None:
-    """Record whether the predicted event happened (1) or not (0) for one logged prediction."""
-    if outcome not in (0, 1):
-        raise InvalidInput("an outcome is 0 or 1")
+def record_outcomes(
+    engine: Engine, outcomes: Sequence[tuple[str, int]], *, at: datetime | None = None
+) -> int:
+    """Record whether the predicted event happened (1) or not (0) for logged predictions, by
+    prediction (card) id; all or nothing: an unknown id or a bad outcome changes no row."""
+    bad = [o for _, o in outcomes if o not in (0, 1)]
+    if bad:
+        raise InvalidInput(f"an outcome is 0 or 1, not {bad[0]!r}")
+    when = at or datetime.now(UTC)
     with write_tx(engine) as conn:
-        done = conn.execute(
-            update(ml_predictions)
-            .where(ml_predictions.c.id == card_id)
-            .values(outcome=outcome, outcome_at=at or datetime.now(UTC))
-        ).rowcount
-    if not done:
-        raise NotFound(f"no prediction {card_id}")
+        for card_id, outcome in outcomes:
+            done = conn.execute(
+                update(ml_predictions)
+                .where(ml_predictions.c.id == card_id)
+                .values(outcome=outcome, outcome_at=when)
+            ).rowcount
+            if not done:
+                raise NotFound(f"no prediction {card_id}; no outcome was recorded")
+    return len(outcomes)
 
 
 def summary(engine: Engine, record: ModelRecord) -> dict[str, Any]:
