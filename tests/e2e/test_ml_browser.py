@@ -13,20 +13,10 @@ from browser_support import Live, chromium, seeded_clinic, serving, shot
 from pages_support import PASSWORD, next_code
 from playwright.sync_api import expect
 
+from conftest import observation
 from medweave.diagnostics import training, workflow
 from medweave.security.principal import Principal, Role
 from medweave.security.scopes import ScopeSet
-
-
-def _observation(patient: str, code: str, value: float, unit: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-        "subject": {"reference": f"Patient/{patient}"},
-        "effectiveDateTime": "2026-05-20T09:00:00Z",
-        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
-    }
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +29,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         clinic.records.create(
             principal=operator,
             res_type="Observation",
-            data=_observation(clinic.patient_id, code, value, unit),
+            data=observation(clinic.patient_id, code, code, value, unit, "2026-05-20T09:00:00Z"),
         )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training, "RESAMPLES", 200)

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from conftest import observation
 from medweave.audit.tables import audit_log
 from medweave.cli.context import record_service
 from medweave.cli.main import app
@@ -27,17 +28,6 @@ runner = CliRunner()
 CHD = "http://snomed.info/sct|53741008"  # coronary arteriosclerosis
 OPERATOR = Principal.internal("test")
 TERMINOLOGY = "http://terminology.hl7.org/CodeSystem"
-
-
-def _obs(pid: str, code: str, value: float, unit: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-        "subject": {"reference": f"Patient/{pid}"},
-        "effectiveDateTime": "2026-03-01T09:00:00Z",
-        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
-    }
 
 
 def _status(system: str, code: str) -> dict[str, Any]:
@@ -63,7 +53,9 @@ def _seed(n: int) -> list[str]:
                                   ("2093-3", float(rng.normal(220, 35)), "mg/dL"),
                                   ("39156-5", float(rng.normal(27, 4)), "kg/m2")):  # fmt: skip
             records.create(
-                principal=OPERATOR, res_type="Observation", data=_obs(pid, code, round(value, 1), unit)
+                principal=OPERATOR,
+                res_type="Observation",
+                data=observation(pid, code, code, round(value, 1), unit, "2026-03-01T09:00:00Z"),
             )
         if rng.random() < 1 / (1 + np.exp(-(0.05 * (sbp - 140) + 0.06 * (age - 55) - 1.0))):
             records.create(principal=OPERATOR, res_type="Condition", data={

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from conftest import observation
 from medweave.config import Settings
 from medweave.identity import IdentityService
 from medweave.identity.tables import users as users_table
@@ -39,19 +40,6 @@ class Clinic:
     practitioner_id: str
     secrets: dict[str, str]  # username -> TOTP secret of enrolled staff
     user_ids: dict[str, str]
-
-
-def observation(
-    patient_id: str, code: str, display: str, value: float, unit: str, when: str
-) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "effectiveDateTime": when,
-        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
-    }
 
 
 def seed_records(records: RecordService) -> tuple[str, str, str]:

@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from pages_support import PASSWORD, Clinic, build_clinic, enrol, sign_in
 from sqlalchemy import insert, select
 
-from conftest import bearer
+from conftest import bearer, observation
 from medweave.diagnostics import monitoring, training, workflow
 from medweave.diagnostics.registry import Artifacts
 from medweave.diagnostics.tables import ml_feedback, ml_predictions
@@ -59,17 +59,6 @@ def _jwks(key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
     return {"keys": [{**public, "kid": KID, "alg": "ES384", "use": "sig"}]}
 
 
-def _observation(patient: str, code: str, value: float, unit: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-        "subject": {"reference": f"Patient/{patient}"},
-        "effectiveDateTime": "2026-05-20T09:00:00Z",
-        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
-    }
-
-
 @pytest.fixture
 def clinic(
     records: RecordService, tmp_path: Path, trained: Any, ehr_key: ec.EllipticCurvePrivateKey
@@ -86,7 +75,7 @@ def clinic(
         records.create(
             principal=operator,
             res_type="Observation",
-            data=_observation(clinic.patient_id, code, value, unit),
+            data=observation(clinic.patient_id, code, code, value, unit, "2026-05-20T09:00:00Z"),
         )
     return clinic
 

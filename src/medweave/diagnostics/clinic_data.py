@@ -17,6 +17,7 @@ dataset, and the model, whose features are the spec's, can be served at the poin
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -124,16 +125,21 @@ def extract(
     return rows, report
 
 
+def csv_text(spec_name: str, rows: list[dict[str, Any]]) -> str:
+    """The table as CSV: ``pid``, the spec's features, ``outcome``; empty cells where missing."""
+    columns = ["pid", *SPECS[spec_name].names(), OUTCOME]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: "" if row.get(c) is None else row[c] for c in columns})
+    return out.getvalue()
+
+
 def write(path: Path, spec_name: str, rows: list[dict[str, Any]], report: dict[str, Any]) -> None:
-    """The table as CSV (empty cells for missing values) and ``<path>.json`` beside it."""
-    spec = SPECS[spec_name]
-    columns = ["pid", *spec.names(), OUTCOME]
-    with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.DictWriter(out, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: "" if row.get(c) is None else row[c] for c in columns})
-    sidecar = {"spec": spec.to_dict(), "spec_name": spec_name, "report": report}
+    """The table as CSV and ``<path>.json`` beside it (the spec, the outcome, the counts)."""
+    path.write_text(csv_text(spec_name, rows), encoding="utf-8")
+    sidecar = {"spec": SPECS[spec_name].to_dict(), "spec_name": spec_name, "report": report}
     Path(f"{path}.json").write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
 
 

@@ -10,9 +10,7 @@ registry decides who may, and audits it.
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -243,15 +241,9 @@ def extract(
         as_of=datetime.now(UTC),
         pseudonym_key=key,
     )
-    columns = ["pid", *clinic_data.SPECS[spec].names(), clinic_data.OUTCOME]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: "" if row.get(c) is None else row[c] for c in columns})
     name = f"medweave-{spec}-{report['as_of']}.csv"
     return Response(
-        out.getvalue(),
+        clinic_data.csv_text(spec, rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
