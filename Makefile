@@ -54,6 +54,7 @@ bench: dev
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/telehealth.py
 	$(BIN)/python bench/therapy.py
+	$(BIN)/python bench/ml.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

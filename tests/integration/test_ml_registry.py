@@ -38,7 +38,9 @@ def _report(kind: str = "coxnet") -> dict[str, Any]:
     }
 
 
-SERVABLE = Artifacts(onnx=b"onnx-bytes", explainer=None, conformal={"alpha": 0.1}, feature_spec=None)
+SPEC = {"version": 1, "features": []}
+SERVABLE = Artifacts(onnx=b"onnx-bytes", explainer=None, conformal={"alpha": 0.1}, feature_spec=SPEC)
+NO_CHART_FEATURES = Artifacts(onnx=b"onnx-bytes", explainer=None, conformal=None, feature_spec=None)
 NOT_SERVABLE = Artifacts(onnx=None, explainer=None, conformal=None, feature_spec=None)
 
 
@@ -120,11 +122,14 @@ def test_only_clinicians_decide_and_refusals_are_audited(
     assert _audited(audit, model_id)[-1][2:] == (4, f"${action}")
 
 
-def test_nobody_approves_their_own_model_and_an_operator_may_retire(registry: Registry) -> None:
+def test_nobody_approves_their_own_model_and_an_operator_may_retire(
+    registry: Registry, audit: AuditService
+) -> None:
     proposer = Principal(kind="user", subject="grey", scopes=NONE, role=Role.DATA_SCIENTIST)
     model_id = _propose(registry, proposer)
     with pytest.raises(PermissionDenied, match="proposed"):
         registry.decide(CLINICIAN, model_id, "approve", reason="mine")  # same user name, now a clinician
+    assert _audited(audit, model_id)[-1][2:] == (4, "$approve")  # the refusal is audited too
     assert registry.decide(OPERATOR, model_id, "retire", reason="out of service").status == "retired"
 
 
@@ -140,6 +145,11 @@ def test_transitions_are_one_way_and_unservable_models_are_never_approved(regist
     forest = _propose(registry, report=_report("rsf"), artifacts=NOT_SERVABLE)
     with pytest.raises(Conflict, match="cannot be served"):
         registry.decide(CLINICIAN, forest, "approve", reason="ok")
+    tabular = _propose(
+        registry, artifacts=NO_CHART_FEATURES
+    )  # e.g. WDBC: ONNX, but no chart holds its inputs
+    with pytest.raises(Conflict, match="cannot be served"):
+        registry.decide(CLINICIAN, tabular, "approve", reason="ok")
     model_id = _propose(registry)
     registry.decide(CLINICIAN, model_id, "retire", reason="superseded")
     with pytest.raises(Conflict):

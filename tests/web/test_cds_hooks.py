@@ -404,3 +404,39 @@ def test_the_model_page_shows_drift_and_rolling_performance_once_outcomes_arrive
     assert "121 predictions served" in page and "120 with a known outcome" in page
     assert "Rolling performance over the latest 120 predictions" in page
     assert "significant shift" in page and 'id="drift-' in page
+
+
+def test_bad_cds_input_is_a_400_operation_outcome_never_a_500(
+    clinic: Clinic, server: TestClient, served: str, ehr_key: Any
+) -> None:
+    prefetch = _prefetch(clinic, server.get("/cds-services").json(), clinic.patient_id)
+    key = next(k for k in prefetch if k != "patient")
+    bodies = [
+        _request(clinic.patient_id, {**prefetch, key: {"resourceType": "Bundle", "entry": 5}}),
+        _request(
+            clinic.patient_id, {**prefetch, key: {"resourceType": "Observation", "subject": "Patient/x"}}
+        ),
+        _request(
+            clinic.patient_id, {**prefetch, key: {"resourceType": "Observation", "subject": {"reference": 7}}}
+        ),
+        _request(clinic.patient_id, {**prefetch, key: [1, 2]}),
+        _request("p1,p2", prefetch),
+        {**_request(clinic.patient_id, prefetch), "context": "Patient/1"},
+        {**_request(clinic.patient_id, prefetch), "hook": "order-sign"},
+    ]
+    for body in bodies:
+        r = _call(server, ehr_key, body)
+        assert r.status_code in (400, 412), (r.status_code, r.text)
+        assert r.json()["resourceType"] == "OperationOutcome"
+    assert _logged(clinic) == []
+    card = _call(server, ehr_key, _request(clinic.patient_id, prefetch)).json()["cards"][0]
+    url = _url() + "/feedback"
+    for item in (
+        {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "9999-12-31T23:59:59-01:00"},
+        {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-06-01T09:05:00"},
+        {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-06-01T09:05:00Z",
+         "overrideReason": "x" * 3000},
+    ):  # fmt: skip
+        headers = {"Authorization": f"Bearer {_token(ehr_key, aud=url)}"}
+        r = server.post(f"/cds-services/{SERVICE}/feedback", json={"feedback": [item]}, headers=headers)
+        assert r.status_code == 400, r.text

@@ -33,7 +33,7 @@ from medweave.db import read_tx, write_tx
 from medweave.diagnostics import metrics
 from medweave.diagnostics.registry import ModelRecord
 from medweave.diagnostics.tables import ml_predictions
-from medweave.errors import InvalidInput, NotFound
+from medweave.errors import InvalidInput, MedweaveError, NotFound
 
 BINS = 10
 EMPTY_SHARE = 1e-4
@@ -41,6 +41,8 @@ EMPTY_SHARE = 1e-4
 PSI_MODERATE, PSI_SIGNIFICANT = 0.1, 0.25
 #: Rolling window of predictions with an outcome, and the fewest rows a metric is shown for.
 WINDOW, MIN_ROWS = 500, 50
+#: Fewest predictions in a week for its PSI: with 10 bins, 30 rows give 3 a bin on average.
+MIN_WEEK = 30
 WEEK = timedelta(days=7)
 MAX_LOG = 100_000
 
@@ -104,6 +106,8 @@ def drift(
     for name, bins in ref.items():
         series: list[dict[str, Any]] = []
         for start in sorted(weeks):
+            if len(weeks[start]) < MIN_WEEK:
+                continue  # too few predictions for a share per decile bin to mean anything
             values = np.array([_number(f.get(name)) for f in weeks[start]], dtype=np.float64)
             value = psi(bins["shares"], _shares(values, bins["edges"]))
             series.append({"week": start.date().isoformat(), "n": len(values), "psi": value})
@@ -133,11 +137,18 @@ def rolling(risk: Sequence[float], outcome: Sequence[int]) -> dict[str, float | 
     if len(y) < MIN_ROWS or y.min() == y.max():
         return empty
     clipped = np.clip(r, 1e-6, 1 - 1e-6)
+
+    def safely(fn: Any, p: Any) -> float | None:
+        try:
+            return float(fn(y, p))
+        except (ValueError, ArithmeticError, MedweaveError):  # e.g. calibration on separated risks
+            return None
+
     return {
-        "auroc": metrics.auroc(y, r),
-        "calibration_intercept": metrics.calibration_intercept(y, clipped),
-        "calibration_slope": metrics.calibration_slope(y, clipped),
-        "brier": metrics.brier(y, r),
+        "auroc": safely(metrics.auroc, r),
+        "calibration_intercept": safely(metrics.calibration_intercept, clipped),
+        "calibration_slope": safely(metrics.calibration_slope, clipped),
+        "brier": safely(metrics.brier, r),
         "n": float(len(y)),
     }
 
@@ -163,18 +174,26 @@ def record_outcomes(
     return len(outcomes)
 
 
+def _one_per_patient_day(rows: list[Any]) -> list[Any]:
+    """The latest prediction of each patient per day: a chart opened ten times is one patient."""
+    latest: dict[tuple[str, Any], Any] = {}
+    for row in rows:
+        latest[(row.subject, row.at.date())] = row
+    return sorted(latest.values(), key=lambda r: r.at)
+
+
 def summary(engine: Engine, record: ModelRecord) -> dict[str, Any]:
     """What the model page shows: how many predictions, drift per feature, rolling metrics."""
     log = ml_predictions.c
     with read_tx(engine) as conn:
         count = conn.execute(select(func.count()).where(log.model_id == record.id)).scalar() or 0
         rows = conn.execute(
-            select(log.at, log.features, log.risk, log.outcome)
+            select(log.at, log.subject, log.features, log.risk, log.outcome)
             .where(log.model_id == record.id)
             .order_by(log.at.desc())
             .limit(MAX_LOG)
         ).all()
-    rows = list(reversed(rows))
+    rows = _one_per_patient_day(list(reversed(rows)))
     ref = record.report.get("reference") or {}
     with_outcome = [(r.risk, r.outcome) for r in rows if r.outcome is not None]
     return {

@@ -11,7 +11,8 @@ the operation), which the ledger commits to.
 Who may do what is decided here, in one place (`may_propose`, `may_decide`):
 
 - propose: data scientists, and operators (the CLI's internal principal);
-- approve and retire: clinicians, and when ``leads`` is given only those user names; never the
+- approve and retire: clinicians, and when ``leads`` is given only those users (their ids, which
+  the app resolves from the user names in ``MEDWEAVE_ML_CLINICAL_LEADS``); never the
   person who proposed the same model (four eyes, GMLP principle 7 "focus on the performance of
   the human-AI team"; FDA/Health Canada/MHRA 2021). An operator may retire (to take a model out
   of service quickly) but not approve.
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from medweave.audit import Actor, AuditService, rest_event
 from medweave.db import read_tx, write_tx
@@ -213,40 +215,46 @@ class Registry:
         dataset = report["dataset"]
         threshold = (report.get("threshold") or {}).get("value")
         onnx = artifacts.onnx
-        with write_tx(self.engine) as conn:
-            last = conn.execute(
-                select(func.max(ml_models.c.version)).where(ml_models.c.name == name)
-            ).scalar()
-            conn.execute(
-                insert(ml_models).values(
-                    id=model_id,
-                    name=name,
-                    version=(last or 0) + 1,
-                    kind=report["model"]["kind"],
-                    task=report["model"]["task"],
-                    dataset=dataset["name"],
-                    fingerprint=dataset["fingerprint"],
-                    code_version=code_version,
-                    status="proposed",
-                    intended_use=intended_use,
-                    out_of_scope=out_of_scope,
-                    threshold=threshold,
-                    horizon_days=dataset.get("horizon_days"),
-                    report=json.dumps(report, allow_nan=False),
-                    onnx=onnx,
-                    onnx_sha256=hashlib.sha256(onnx).hexdigest() if onnx is not None else None,
-                    explainer=_dump(artifacts.explainer),
-                    conformal=_dump(artifacts.conformal),
-                    feature_spec=_dump(artifacts.feature_spec),
-                    created_at=when,
-                    created_by=principal.subject,
-                )
-            )
-            conn.execute(
-                insert(ml_model_events).values(
-                    model_id=model_id, action="propose", actor=principal.subject, reason=None, at=when
-                )
-            )
+        for attempt in range(5):
+            try:
+                with write_tx(self.engine) as conn:
+                    last = conn.execute(
+                        select(func.max(ml_models.c.version)).where(ml_models.c.name == name)
+                    ).scalar()
+                    conn.execute(
+                        insert(ml_models).values(
+                            id=model_id,
+                            name=name,
+                            version=(last or 0) + 1,
+                            kind=report["model"]["kind"],
+                            task=report["model"]["task"],
+                            dataset=dataset["name"],
+                            fingerprint=dataset["fingerprint"],
+                            code_version=code_version,
+                            status="proposed",
+                            intended_use=intended_use,
+                            out_of_scope=out_of_scope,
+                            threshold=threshold,
+                            horizon_days=dataset.get("horizon_days"),
+                            report=json.dumps(report, allow_nan=False),
+                            onnx=onnx,
+                            onnx_sha256=hashlib.sha256(onnx).hexdigest() if onnx is not None else None,
+                            explainer=_dump(artifacts.explainer),
+                            conformal=_dump(artifacts.conformal),
+                            feature_spec=_dump(artifacts.feature_spec),
+                            created_at=when,
+                            created_by=principal.subject,
+                        )
+                    )
+                    conn.execute(
+                        insert(ml_model_events).values(
+                            model_id=model_id, action="propose", actor=principal.subject, reason=None, at=when
+                        )
+                    )
+                break
+            except IntegrityError:  # another proposal of the same name took this version: renumber
+                if attempt == 4:
+                    raise Conflict(f"could not number a new version of {name!r}; try again") from None
         self._audit(principal, model_id, "$propose", 201)
         return self.get(model_id)
 
@@ -265,29 +273,44 @@ class Registry:
         sources, target = TRANSITIONS[action]
         allowed = (sources,) if isinstance(sources, str) else sources
         when = now or datetime.now(UTC)
-        with write_tx(self.engine) as conn:
-            row = conn.execute(select(*_SUMMARY).where(ml_models.c.id == model_id)).first()
-            if row is None:
-                raise NotFound(f"no model {model_id}")
-            current = _record(row)
-            if current.status not in allowed:
-                raise Conflict(f"model {model_id} is {current.status}; it cannot be {target} now")
-            if action == "approve" and current.created_by == principal.subject:
-                raise PermissionDenied("the person who proposed a model cannot approve it")
-            if action == "approve" and not current.servable:
-                raise Conflict(
-                    f"model {model_id} ({current.kind}) cannot be served, so it cannot be approved"
+        try:
+            with write_tx(self.engine) as conn:
+                row = conn.execute(select(*_SUMMARY).where(ml_models.c.id == model_id)).first()
+                if row is None:
+                    raise NotFound(f"no model {model_id}")
+                current = _record(row)
+                if current.status not in allowed:
+                    raise Conflict(f"model {model_id} is {current.status}; it cannot be {target} now")
+                if action == "approve" and current.created_by == principal.subject:
+                    raise PermissionDenied("the person who proposed a model cannot approve it")
+                if action == "approve":
+                    spec = conn.execute(
+                        select(ml_models.c.feature_spec).where(ml_models.c.id == model_id)
+                    ).scalar()
+                    if not current.servable or spec is None:
+                        raise Conflict(
+                            f"model {model_id} ({current.kind} on {current.dataset}) cannot be served at the "
+                            "point of care (no ONNX export, or no features a chart holds): not approvable"
+                        )
+                # The status condition makes two concurrent decisions safe on PostgreSQL's READ
+                # COMMITTED too: the second finds no row in an allowed status and changes nothing.
+                changed = conn.execute(
+                    update(ml_models)
+                    .where(ml_models.c.id == model_id, ml_models.c.status.in_(allowed))
+                    .values(
+                        status=target, decided_at=when, decided_by=principal.subject, decision_reason=reason
+                    )
+                ).rowcount
+                if changed != 1:
+                    raise Conflict(f"model {model_id} was decided by someone else meanwhile")
+                conn.execute(
+                    insert(ml_model_events).values(
+                        model_id=model_id, action=action, actor=principal.subject, reason=reason, at=when
+                    )
                 )
-            conn.execute(
-                update(ml_models)
-                .where(ml_models.c.id == model_id)
-                .values(status=target, decided_at=when, decided_by=principal.subject, decision_reason=reason)
-            )
-            conn.execute(
-                insert(ml_model_events).values(
-                    model_id=model_id, action=action, actor=principal.subject, reason=reason, at=when
-                )
-            )
+        except PermissionDenied:
+            self._audit(principal, model_id, operation, 403)
+            raise
         self._audit(principal, model_id, operation, 200)
         return self.get(model_id)
 

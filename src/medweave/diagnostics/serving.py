@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Mapping
@@ -31,16 +32,19 @@ from typing import Any, Protocol
 import numpy as np
 from sqlalchemy import Engine, insert, select
 
-from medweave.db import read_tx, write_tx
+from medweave.db import write_tx
 from medweave.diagnostics import conformal, explain, fhir_features, onnx_export
 from medweave.diagnostics.registry import ModelRecord, Registry
 from medweave.diagnostics.tables import ml_feedback, ml_predictions
-from medweave.errors import InvalidInput, NotFound, PreconditionFailed
+from medweave.errors import InvalidInput, MedweaveError, NotFound, PreconditionFailed
+from medweave.records.fhir import valid_id
 
+log = logging.getLogger("medweave.cds")
 HOOK = "patient-view"
 OUTCOMES = ("accepted", "overridden")
 #: CDS Hooks 2.0 caps a card's summary at 140 characters.
 SUMMARY_MAX = 140
+MAX_REASON = 2000
 TOP_FEATURES = 5
 
 
@@ -83,12 +87,15 @@ class Services:
         """Service id -> the newest approved, servable version of that model name."""
         out: dict[str, ModelRecord] = {}
         for record in self.registry.models(status="approved"):
-            if record.servable and record.name not in out and self._has_spec(record):
-                out[record.name] = record
+            if record.name in out or not record.servable:
+                continue
+            try:
+                self._load(record)
+            except MedweaveError as exc:  # a model that cannot be loaded is skipped, not fatal
+                log.error("approved model %s cannot be served: %s", record.id, exc.message)
+                continue
+            out[record.name] = record
         return out
-
-    def _has_spec(self, record: ModelRecord) -> bool:
-        return self._load(record).spec is not None
 
     def discovery(self) -> dict[str, Any]:
         services = []
@@ -146,6 +153,8 @@ class Services:
         now: datetime | None = None,
     ) -> dict[str, Any]:
         """The CDS response ``{"cards": [...]}`` for one patient-view call."""
+        if not valid_id(patient_id):
+            raise InvalidInput("context.patientId is not a FHIR id")
         loaded = self.service(service_id)
         when = now or datetime.now(UTC)
         patient, resources = self._gather(loaded.spec, patient_id, prefetch or {}, reader)
@@ -194,8 +203,11 @@ class Services:
         if patient is None or patient.get("id") not in (None, patient_id):
             raise InvalidInput("the prefetched Patient is not the patient in context")
         for res in resources:
-            subject = (res.get("subject") or {}).get("reference", "")
-            if subject and subject.split("/")[-1] != patient_id:
+            subject = res.get("subject")
+            reference = subject.get("reference") if isinstance(subject, dict) else None
+            if subject is not None and not isinstance(reference, str):
+                raise InvalidInput("a prefetched resource has a subject without a reference")
+            if reference and reference.split("/")[-1] != patient_id:
                 raise InvalidInput("prefetched data belong to another patient than the one in context")
         return patient, resources
 
@@ -233,7 +245,10 @@ class Services:
         outcome = report.get("outcome_label") or report["dataset"]["target"].split(";")[0]
         lines = [f"Estimated risk of {outcome}{over}: **{risk:.1%}**."]
         if loaded.sets is not None:
-            lines.append(_set_text(loaded.sets, risk, outcome))
+            text = _set_text(loaded.sets, risk, outcome)
+            if (report.get("conformal") or {}).get("exact") is False:
+                text += " (Approximate: the model was refitted on all rows after cross-validation.)"
+            lines.append(text)
         threshold = record.threshold
         if threshold is not None:
             rule = report["threshold"]["rule"]
@@ -311,7 +326,7 @@ class Services:
         """Record CDS Hooks 2.0 feedback: ``{"feedback": [{"card", "outcome", "outcomeTimestamp",
         "overrideReason"?}]}``; returns how many were stored. A card this service did not issue is
         `NotFound`; a bad entry is `InvalidInput` and nothing is stored."""
-        self.service(service_id)
+        loaded = self.service(service_id)
         items = body.get("feedback")
         if not isinstance(items, list) or not items:
             raise InvalidInput("feedback must be a non-empty list")
@@ -327,6 +342,8 @@ class Services:
                 )
             stamp = _timestamp(item.get("outcomeTimestamp"))
             reason = item.get("overrideReason")
+            if reason is not None and (not isinstance(reason, dict) or len(json.dumps(reason)) > MAX_REASON):
+                raise InvalidInput(f"overrideReason must be an object of at most {MAX_REASON} characters")
             rows.append(
                 {
                     "card_id": card,
@@ -342,7 +359,8 @@ class Services:
                 r[0]: r[1]
                 for r in conn.execute(
                     select(ml_predictions.c.id, ml_predictions.c.model_id).where(
-                        ml_predictions.c.id.in_([r["card_id"] for r in rows])
+                        ml_predictions.c.id.in_([r["card_id"] for r in rows]),
+                        ml_predictions.c.model_id.in_(self._versions(loaded.record.name)),
                     )
                 )
             }
@@ -352,12 +370,9 @@ class Services:
             conn.execute(insert(ml_feedback), [{**r, "model_id": issued[r["card_id"]]} for r in rows])
         return len(rows)
 
-    def feedback_for(self, card_id: str) -> list[dict[str, Any]]:
-        with read_tx(self.engine) as conn:
-            result = conn.execute(
-                select(ml_feedback).where(ml_feedback.c.card_id == card_id).order_by(ml_feedback.c.id)
-            )
-            return [dict(r._mapping) for r in result]
+    def _versions(self, name: str) -> list[str]:
+        """Every model id registered under a service's name (a card may outlive its version)."""
+        return [r.id for r in self.registry.models() if r.name == name]
 
 
 def _unusable(value: Any) -> bool:
@@ -375,7 +390,10 @@ def _resource(value: Any, res_type: str, key: str) -> dict[str, Any]:
 def _entries(value: Any, key: str) -> list[dict[str, Any]]:
     if isinstance(value, dict) and value.get("resourceType") == "Bundle":
         out = []
-        for entry in value.get("entry") or []:
+        entries = value.get("entry") or []
+        if not isinstance(entries, list):
+            raise InvalidInput(f"prefetch {key!r} has an entry that is not a list")
+        for entry in entries:
             res = entry.get("resource") if isinstance(entry, dict) else None
             if not isinstance(res, dict) or "resourceType" not in res:
                 raise InvalidInput(f"prefetch {key!r} has an entry without a resource")
@@ -400,11 +418,11 @@ def _timestamp(value: Any) -> datetime:
         raise InvalidInput("each feedback entry needs an outcomeTimestamp")
     try:
         stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if stamp.tzinfo is None:
+            raise InvalidInput("outcomeTimestamp needs a time zone")
+        return stamp.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidInput(f"outcomeTimestamp {value[:40]!r} is not an ISO 8601 instant") from None
-    if stamp.tzinfo is None:
-        raise InvalidInput("outcomeTimestamp needs a time zone")
-    return stamp.astimezone(UTC)
 
 
 def _feature_text(feature: fhir_features.Feature | None, name: str, value: Any) -> str:

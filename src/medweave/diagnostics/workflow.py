@@ -31,7 +31,7 @@ from medweave.diagnostics import (
     training,
 )
 from medweave.diagnostics.registry import Artifacts, ModelRecord, Registry
-from medweave.errors import MedweaveError
+from medweave.errors import InvalidInput, MedweaveError
 from medweave.security.principal import Principal, Role
 from medweave.security.scopes import ScopeSet
 
@@ -121,6 +121,8 @@ def package(result: training.TrainingResult, *, seed: int = 0) -> tuple[dict[str
     """The full report and the serving artifacts of one training result."""
     report = dict(result.report)
     model = result.model
+    if report["threshold"].get("value") is None:
+        raise InvalidInput("the held-out rows hold no outcome of one kind, so no threshold can be set")
     threshold = float(report["threshold"]["value"])
     report["subgroups"] = subgroups.table(
         result.test_groups, outcome=result.test_outcome, risk=result.test_risk, threshold=threshold,
@@ -133,6 +135,10 @@ def package(result: training.TrainingResult, *, seed: int = 0) -> tuple[dict[str
         "level": 1 - ALPHA,
         "method": "split conformal, LAC score (MAPIE). Coverage: calibrated on a random half of the "
         "held-out rows, measured on the other half; served sets: calibrated on all held-out rows",
+        # Exchangeable only when the served model is the one that scored the held-out rows (a
+        # holdout); after cross-validation the served model is refitted on every row, and the
+        # held-out risks average several fold models, so the guarantee is approximate.
+        "exact": not report["protocol"].get("final_model", "").startswith("refit"),
     }
     report["reference"] = monitoring.reference({c: result.test_x[c].to_numpy() for c in model.features})
     report["outcome_label"] = OUTCOME_LABELS.get(

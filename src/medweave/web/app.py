@@ -20,7 +20,7 @@ from medweave.config import Settings
 from medweave.db import make_engine
 from medweave.diagnostics.registry import Registry
 from medweave.diagnostics.serving import Services
-from medweave.errors import ConfigurationError
+from medweave.errors import ConfigurationError, NotFound
 from medweave.identity import IdentityService
 from medweave.jobs import JobClient
 from medweave.ledger.anchor import Chain
@@ -111,7 +111,16 @@ def witness_step(settings: Settings, ledger: LedgerService) -> Callable[[], obje
 
 def build_registry(settings: Settings, records: RecordService) -> Registry:
     """The model registry, with the clinical leads from ``MEDWEAVE_ML_CLINICAL_LEADS``."""
-    leads = tuple(u.strip() for u in settings.ml_clinical_leads.split(",") if u.strip())
+    names = [u.strip() for u in settings.ml_clinical_leads.split(",") if u.strip()]
+    identity = IdentityService(engine=records.engine, master=records.master)
+    leads = []
+    for name in names:  # principals carry user ids; the setting names users
+        try:
+            leads.append(identity.get_user_by_username(name).id)
+        except NotFound:
+            log.warning("MEDWEAVE_ML_CLINICAL_LEADS names no user %r; ignored", name)
+    if names and not leads:
+        leads = ["(nobody: no configured clinical lead exists)"]  # never widen to every clinician
     return Registry(records.engine, records.trail.audit, leads=leads)
 
 

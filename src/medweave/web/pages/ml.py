@@ -17,7 +17,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from markupsafe import Markup
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from medweave.diagnostics import cards, clinic_data, monitoring, training
@@ -300,8 +299,12 @@ def chart_cards(request: Request, current: Current, patient_id: str) -> list[dic
         return []
     services: Services = request.app.state.cds
     reader = StoreReader(current.records, current.principal)
-    out = []
-    for service_id in services.served():
+    out: list[dict[str, Any]] = []
+    try:
+        served = list(services.served())
+    except MedweaveError:
+        return out
+    for service_id in served:
         try:
             response = services.call(
                 service_id, patient_id=patient_id, prefetch=None, reader=reader, channel="chart"
@@ -313,7 +316,3 @@ def chart_cards(request: Request, current: Current, patient_id: str) -> list[dic
         for c in response["cards"]:
             out.append({**c, "detail": _markdown(c.get("detail", ""))})
     return out
-
-
-async def chart_cards_async(request: Request, current: Current, patient_id: str) -> list[dict[str, Any]]:
-    return await run_in_threadpool(chart_cards, request, current, patient_id)
