@@ -31,6 +31,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "web"))
+sys.path.insert(0, str(HERE.parent))  # pages_support imports the suite's conftest helpers
 
 import uvicorn  # noqa: E402
 from browser_support import CHROMIUM, CHROMIUM_ARGS, free_port, shot  # noqa: E402
