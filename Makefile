@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[demo,ml]'
+	$(BIN)/pip install -q -e '.[demo,ml,print]'
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
