@@ -9,6 +9,7 @@ from medweave.cli.db import app as db_app
 from medweave.cli.demo import app as demo_app
 from medweave.cli.ledger import app as ledger_app
 from medweave.cli.ml import app as ml_app
+from medweave.cli.printing import app as print_app
 from medweave.cli.records import app as records_app
 from medweave.cli.therapy import app as therapy_app
 from medweave.cli.tokens import app as tokens_app
@@ -24,6 +25,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(therapy_app, name="therapy")
 app.add_typer(ml_app, name="ml")
+app.add_typer(print_app, name="print")
 app.command("worker")(worker_command)
 
 
