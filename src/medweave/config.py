@@ -158,6 +158,18 @@ class Settings(BaseSettings):
         default=None,
         description="JSON list of trusted CDS Hooks clients: issuer, public JWK Set (docs/diagnostics.md).",
     )
+    pacs_url: str | None = Field(
+        default=None,
+        description="The PACS the print lab pulls studies from: http(s)://.../dicom-web or dicom://AET@host:port.",
+    )
+    print_max_volume_mb: int = Field(
+        default=2048, description="Largest image volume (decoded, float32) the print lab will load."
+    )
+    printers_file: Path | None = Field(
+        default=None,
+        description="JSON list of the lab's printers and materials (default: the packaged list).",
+    )
+    print_printer: str = Field(default="prusa-mk4", description="The printer print checks use by default.")
 
     @property
     def effective_database_url(self) -> str:

@@ -19,6 +19,7 @@ TABLE_MODULES = (
     "medweave.telehealth.tables",
     "medweave.therapy.tables",
     "medweave.diagnostics.tables",
+    "medweave.printing.tables",
 )
 
 

@@ -18,8 +18,10 @@ from medweave.cli.context import fail, one_line_errors, record_service, settings
 from medweave.config import Settings
 from medweave.diagnostics.registry import Registry
 from medweave.diagnostics.workflow import RunOptions, train_job
-from medweave.jobs import EMBEDDED, JobClient, JobContext, JobKinds, open_jobs
+from medweave.jobs import EMBEDDED, JobCancelled, JobClient, JobContext, JobKinds, open_jobs
 from medweave.ledger.service import Sequencer
+from medweave.printing.pipeline import Stopped
+from medweave.printing.service import LabConfig, PrintLab
 from medweave.records.demo import seed_job
 from medweave.records.importer import DEFAULT_CHUNK, import_job
 from medweave.records.service import RecordService
@@ -44,8 +46,8 @@ def jobs_config(cfg: Settings) -> JobsConfig:
     )
 
 
-def job_kinds(service: RecordService) -> JobKinds:
-    """The job kinds of Medweave, bound to this process's record service."""
+def job_kinds(service: RecordService, cfg: Settings | None = None) -> JobKinds:
+    """The job kinds of Medweave, bound to this process's record service (and settings)."""
     kinds = JobKinds()
 
     # An import run again from the start would store its resources without ids twice (they are
@@ -65,7 +67,21 @@ def job_kinds(service: RecordService) -> JobKinds:
             ctx
         )
 
+    # A design records a Device on the patient as its last step; run again after a worker died
+    # part-way, it could record a second one, so it is not retried (the lab starts a new one).
+    @kinds.register("print.design", max_attempts=1)
+    def print_design(ctx: JobContext, *, design_id: str) -> Any:
+        try:
+            return print_lab(service, cfg).run_design(design_id, progress=ctx.report, cancelled=ctx.cancelled)
+        except Stopped:
+            raise JobCancelled(design_id) from None
+
     return kinds
+
+
+def print_lab(service: RecordService, cfg: Settings | None = None) -> PrintLab:
+    """The print lab over this process's record store, with the ``MEDWEAVE_PRINT*`` settings."""
+    return PrintLab(service, LabConfig.from_settings(cfg or settings()))
 
 
 def ml_registry(service: RecordService, cfg: Settings | None = None) -> Registry:
@@ -78,7 +94,7 @@ def job_client(service: RecordService, cfg: Settings | None = None) -> JobClient
     jc = jobs_config(cfg or settings())
     return open_jobs(
         service.engine,
-        kinds=job_kinds(service),
+        kinds=job_kinds(service, cfg),
         broker=jc.broker,
         namespace=jc.namespace,
         worker_timeout=jc.worker_timeout,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
-from medweave.errors import Gone
+from medweave.errors import Gone, NotFound
 from medweave.records.tables import patient_keys
 from medweave.security.crypto import MasterKey, derive_key, new_data_key
 
@@ -41,6 +41,20 @@ def data_key_for_write(conn: Connection, *, master: MasterKey, patient_id: str) 
     except IntegrityError:  # another writer made it first; use theirs
         return data_key_for_write(conn, master=master, patient_id=patient_id)
     return dek
+
+
+def data_key_for_read(conn: Connection, *, master: MasterKey, patient_id: str) -> bytes:
+    """The patient's DEK for reading; 410 once they were erased, 404 if they never had one."""
+    row = conn.execute(
+        select(patient_keys.c.wrapped_key, patient_keys.c.erased).where(
+            patient_keys.c.patient_id == patient_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"Patient/{patient_id} has no data key")
+    if row.erased is not None or row.wrapped_key is None:
+        raise Gone(f"Patient/{patient_id} was erased")
+    return master.unwrap(row.wrapped_key, patient_id=patient_id)
 
 
 def destroy_key(conn: Connection, *, patient_id: str) -> bool:

@@ -23,7 +23,7 @@ from medweave.records.queries import Queries
 from medweave.records.store import RecordGone, Stored, WriteRace
 from medweave.records.tables import resources
 from medweave.records.validation import validate_resource
-from medweave.security.crypto import MasterKey
+from medweave.security.crypto import MasterKey, open_sealed, seal
 from medweave.security.principal import Principal
 
 T = TypeVar("T")
@@ -245,6 +245,21 @@ class RecordService(Queries):
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM search_index"))
                 conn.execute(text("VACUUM resources"))
+
+    # -- files under a patient's key ------------------------------------------------------------
+    def seal_for_patient(self, *, patient_id: str, data: bytes, aad: bytes) -> bytes:
+        """Encrypt a file (a CT study, a mesh) under the patient's data key, so that it is
+        unreadable at rest and shredded with the patient (410 once they are erased)."""
+        dek = self.in_write(
+            lambda conn: keys.data_key_for_write(conn, master=self.master, patient_id=patient_id)
+        )
+        return seal(dek, data, aad=aad)
+
+    def open_for_patient(self, *, patient_id: str, blob: bytes, aad: bytes) -> bytes:
+        """Decrypt what :meth:`seal_for_patient` sealed; 410 once the patient is erased."""
+        with read_tx(self.engine) as conn:
+            dek = keys.data_key_for_read(conn, master=self.master, patient_id=patient_id)
+        return open_sealed(dek, blob, aad=aad)
 
     def rotate_master_key(self, *, new: MasterKey, also: Callable[[Connection], object] | None = None) -> int:
         """Re-wrap every data key under ``new`` in one transaction; ``also`` runs in the same one

@@ -28,6 +28,7 @@ from medweave.ledger.anchoring import anchor_latest
 from medweave.ledger.keys import load_or_create_log_key
 from medweave.ledger.service import LedgerService, Sequencer
 from medweave.ledger.witnessing import parse_witnesses, request_cosignatures
+from medweave.printing.service import LabConfig, PrintLab
 from medweave.records.service import RecordService
 from medweave.security import cds_jwt
 from medweave.security.crypto import derive_key, load_or_create_master_key
@@ -194,6 +195,7 @@ def create_app(
     app.state.session_principal = session_principal
     app.state.jobs = jobs
     app.state.registry = build_registry(settings, records)
+    app.state.print_lab = PrintLab(records, LabConfig.from_settings(settings))
     app.state.cds = Services(
         app.state.registry,
         pseudonym_key=derive_key(records.master.key, info=b"medweave-ml-prediction-subject"),

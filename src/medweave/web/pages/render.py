@@ -57,6 +57,8 @@ def navigation(session: Session | None) -> list[tuple[str, str]]:
         ]
     if role in (Role.DATA_SCIENTIST, Role.CLINICIAN, Role.ADMIN):
         items.append(("/ml/models", "Models"))
+    if role in (Role.LAB_TECHNICIAN, Role.CLINICIAN):
+        items.append(("/print", "Print lab"))
     if role in STAFF_ROLES:
         items.append(("/break-glass", "Emergency access"))
     items.append(("/ledger", "Records ledger"))

@@ -16,11 +16,13 @@ from medweave.web.pages import (
     jobs,
     ml,
     patient,
+    printing,
     signin,
     therapy,
     visits,
 )
 
 router = APIRouter()
-for _pages in (signin, patient, clinician, admin, jobs, breakglass, authorize, visits, clinic, therapy, ml):
+_ALL = (signin, patient, clinician, admin, jobs, breakglass, authorize, visits, clinic, therapy, ml, printing)
+for _pages in _ALL:
     router.include_router(_pages.router)

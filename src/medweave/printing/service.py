@@ -1,0 +1,445 @@
+"""The print lab: requests, studies, design iterations, exports and the clinician's decision.
+
+Who may do what (the record store's access rules still decide every record read and write):
+
+- A clinician asks for a part for a patient in their care: a ``ServiceRequest`` written with
+  their own credentials, so the store checks the care relationship and audits it.
+- Lab technicians see the open requests and work on them: attach a study (upload or PACS pull),
+  run designs, download files. Lab technicians read no patient records on their own (records
+  ``access``); the lab reaches a request's patient only through this service, which reads and
+  writes as ``internal:print-lab/<user>``, so each access is audited under the technician's name
+  and is limited to patients with an open print request.
+- A clinician may open the requests of patients they may read (checked by reading the
+  ``ServiceRequest`` with their own credentials) and approve or reject a design.
+
+Files (the study as received, the meshes, the slice preview) live under ``DATA_DIR/print``
+sealed with the patient's data key (AES-256-GCM, bound to their name), so they are unreadable at
+rest and crypto-shredded with the patient.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from medweave.config import Settings
+from medweave.db import read_tx, write_tx
+from medweave.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from medweave.printing import pipeline, previews, resources
+from medweave.printing.tables import print_designs, print_inputs, print_requests
+from medweave.records.service import RecordService
+from medweave.security.principal import Principal, Role
+
+LAB_ROLES = (Role.LAB_TECHNICIAN, Role.CLINICIAN)
+STUDY_SUFFIXES = (".zip", ".dcm", ".nii", ".nii.gz")
+SCAN_SUFFIXES = (".stl", ".ply", ".obj")
+DESIGN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "model": {"preset": "bone", "iso": None},
+    "implant": {"margin_mm": 2.0, "thickness_mm": None},
+    "splint": {"thickness_mm": 3.0, "clearance_mm": 1.0, "vent_diameter_mm": 6.0},
+}
+OPEN = ("queued", "running")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _suffix(name: str) -> str:
+    lower = name.lower()
+    return ".nii.gz" if lower.endswith(".nii.gz") else Path(lower).suffix
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    data_dir: Path
+    max_bytes: int
+    pacs_url: str | None
+    printers_file: Path | None
+    printer: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LabConfig:
+        return cls(
+            data_dir=settings.data_dir,
+            max_bytes=settings.print_max_volume_mb * 1024 * 1024,
+            pacs_url=settings.pacs_url,
+            printers_file=settings.printers_file,
+            printer=settings.print_printer,
+        )
+
+
+class PrintLab:
+    def __init__(self, records: RecordService, config: LabConfig):
+        self.records = records
+        self.engine = records.engine
+        self.config = config
+        self.root = config.data_dir / "print"
+
+    # -- who ------------------------------------------------------------------------------------
+    @staticmethod
+    def lab_principal(user: str) -> Principal:
+        return Principal.internal(f"print-lab/{user}")
+
+    def require_lab(self, principal: Principal) -> None:
+        if principal.role not in LAB_ROLES:
+            raise PermissionDenied("the print lab is for lab technicians and clinicians")
+
+    def _request_row(self, request_id: str) -> Any:
+        with read_tx(self.engine) as conn:
+            row = conn.execute(select(print_requests).where(print_requests.c.id == request_id)).first()
+        if row is None:
+            raise NotFound("no such print request")
+        return row
+
+    def open_request(self, principal: Principal, request_id: str) -> Any:
+        """The request's row, if ``principal`` may work on it (else 404, as for a missing one)."""
+        self.require_lab(principal)
+        row = self._request_row(request_id)
+        if principal.role == Role.CLINICIAN:
+            self.records.read(principal=principal, res_type="ServiceRequest", res_id=request_id)
+        elif row.status != "active":
+            raise NotFound("no such print request")
+        return row
+
+    # -- files ----------------------------------------------------------------------------------
+    def _write(self, patient_id: str, name: str, data: bytes) -> None:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sealed = self.records.seal_for_patient(patient_id=patient_id, data=data, aad=f"print/{name}".encode())
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(sealed)
+        tmp.replace(path)
+
+    def _read(self, patient_id: str, name: str) -> bytes:
+        path = self.root / name
+        if not path.is_file():
+            raise NotFound("no such file")
+        return self.records.open_for_patient(
+            patient_id=patient_id, blob=path.read_bytes(), aad=f"print/{name}".encode()
+        )
+
+    # -- requests -------------------------------------------------------------------------------
+    def create_request(self, *, principal: Principal, patient_id: str, kind: str, note: str = "") -> str:
+        if principal.role != Role.CLINICIAN:
+            raise PermissionDenied("only clinicians request printed parts")
+        if kind not in resources.KINDS:
+            raise InvalidInput(f"unknown kind {kind!r}; use one of {', '.join(resources.KINDS)}")
+        requester = f"Practitioner/{principal.practitioner_id}" if principal.practitioner_id else None
+        body = resources.service_request(
+            patient_id=patient_id, requester=requester, kind=kind, note=note[:2000]
+        )
+        stored = self.records.create(principal=principal, res_type="ServiceRequest", data=body)
+        with write_tx(self.engine) as conn:
+            conn.execute(
+                print_requests.insert().values(
+                    id=stored.res_id,
+                    patient_id=patient_id,
+                    kind=kind,
+                    status="active",
+                    created_at=_now(),
+                    created_by=principal.subject,
+                )
+            )
+        return stored.res_id
+
+    def worklist(self, principal: Principal, *, status: str = "active") -> list[dict[str, Any]]:
+        """Requests with their latest design; a clinician sees those of patients they may read."""
+        self.require_lab(principal)
+        with read_tx(self.engine) as conn:
+            rows = conn.execute(
+                select(print_requests)
+                .where(print_requests.c.status == status)
+                .order_by(print_requests.c.created_at)
+            ).all()
+            designs = conn.execute(
+                select(print_designs.c.request_id, print_designs.c.status, print_designs.c.iteration)
+                .where(print_designs.c.request_id.in_([r.id for r in rows]))
+                .order_by(print_designs.c.iteration)
+            ).all()
+        latest = {d.request_id: d for d in designs}
+        out = []
+        for row in rows:
+            if principal.role == Role.CLINICIAN:
+                try:
+                    self.records.read(principal=principal, res_type="ServiceRequest", res_id=row.id)
+                except NotFound:
+                    continue
+            d = latest.get(row.id)
+            out.append(
+                {
+                    "id": row.id,
+                    "patient_id": row.patient_id,
+                    "kind": row.kind,
+                    "status": row.status,
+                    "created_at": row.created_at,
+                    "design": d.status if d else None,
+                    "iteration": d.iteration if d else 0,
+                }
+            )
+        return out
+
+    def request_detail(self, principal: Principal, request_id: str) -> dict[str, Any]:
+        row = self.open_request(principal, request_id)
+        reader = self.lab_principal(principal.subject)
+        body = self.records.read(principal=reader, res_type="ServiceRequest", res_id=request_id).body or {}
+        with read_tx(self.engine) as conn:
+            inputs = conn.execute(
+                select(print_inputs)
+                .where(print_inputs.c.request_id == request_id)
+                .order_by(print_inputs.c.created_at)
+            ).all()
+            designs = conn.execute(
+                select(print_designs)
+                .where(print_designs.c.request_id == request_id)
+                .order_by(print_designs.c.iteration)
+            ).all()
+        return {
+            "row": row,
+            "request": body,
+            "inputs": [{**dict(i._mapping), "summary": json.loads(i.summary)} for i in inputs],
+            "designs": [self._design_dict(d) for d in designs],
+        }
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def attach_upload(self, principal: Principal, request_id: str, *, filename: str, data: bytes) -> str:
+        """A DICOM zip or file, or a NIfTI file (CT or MRI), or for a splint a limb scan."""
+        row = self.open_request(principal, request_id)
+        suffix = _suffix(filename)
+        allowed = SCAN_SUFFIXES if row.kind == "splint" else STUDY_SUFFIXES
+        if suffix not in allowed:
+            raise InvalidInput(f"upload a {' or '.join(allowed)} file for this request")
+        if len(data) > self.config.max_bytes:
+            raise InvalidInput("the upload is larger than the print lab's limit")
+        return self._attach(principal, row, suffix=suffix, data=data)
+
+    def attach_from_pacs(
+        self, principal: Principal, request_id: str, *, study_uid: str, series_uid: str | None
+    ) -> str:
+        from medweave.printing.pacs import pull_study
+
+        row = self.open_request(principal, request_id)
+        if not self.config.pacs_url:
+            raise InvalidInput("no PACS is configured (MEDWEAVE_PACS_URL)")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "study"
+            pull_study(
+                self.config.pacs_url, study_uid.strip(), out, series_uid=(series_uid or "").strip() or None
+            )
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+                for f in sorted(out.rglob("*")):
+                    if f.is_file():
+                        zf.write(f, f.relative_to(out).as_posix())
+        return self._attach(principal, row, suffix=".zip", data=buf.getvalue())
+
+    def _attach(self, principal: Principal, row: Any, *, suffix: str, data: bytes) -> str:
+        input_id = f"in_{secrets.token_hex(8)}"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"input{suffix}"
+            path.write_bytes(data)
+            summary, study = self._inspect(row, path)
+        imaging_study_id = None
+        lab = self.lab_principal(principal.subject)
+        if study is not None:
+            body = resources.imaging_study(patient_id=row.patient_id, source=study, request_id=row.id)
+            imaging_study_id = self.records.create(principal=lab, res_type="ImagingStudy", data=body).res_id
+        name = f"{row.id}/{input_id}{suffix}"
+        self._write(row.patient_id, name, data)
+        with write_tx(self.engine) as conn:
+            conn.execute(
+                print_inputs.insert().values(
+                    id=input_id,
+                    request_id=row.id,
+                    patient_id=row.patient_id,
+                    kind="scan" if row.kind == "splint" else "study",
+                    name=name,
+                    imaging_study_id=imaging_study_id,
+                    summary=json.dumps(summary),
+                    created_at=_now(),
+                    created_by=principal.subject,
+                )
+            )
+        return input_id
+
+    def _inspect(self, row: Any, path: Path) -> tuple[dict[str, Any], Any]:
+        if row.kind == "splint":
+            from medweave.printing.meshio import read_mesh
+
+            mesh = read_mesh(path)
+            return {"format": path.suffix[1:], "triangles": mesh.n_triangles}, None
+        volume = self._load(path, row.kind)
+        src = volume.source
+        summary = {
+            "format": _suffix(path.name)[1:],
+            "modality": src.modality or "unknown",
+            "shape": list(volume.shape),
+            "spacing_mm": [round(s, 3) for s in volume.spacing],
+            "study_uid": src.study_uid,
+            "series_uid": src.series_uid,
+            "instances": len(src.sop_instance_uids),
+            "notes": list(src.notes),
+        }
+        return summary, (src if src.series_uid else None)
+
+    def _load(self, path: Path, kind: str) -> Any:
+        from medweave.printing.load import load_volume
+
+        modalities = frozenset({"CT"}) if kind == "implant" else frozenset({"CT", "MR"})
+        return load_volume(path, max_bytes=self.config.max_bytes, modalities=modalities)
+
+    # -- designs --------------------------------------------------------------------------------
+    def _design_dict(self, d: Any) -> dict[str, Any]:
+        out = dict(d._mapping)
+        for key in ("params", "summary", "report", "files"):
+            out[key] = json.loads(out[key]) if out.get(key) else None
+        return out
+
+    def design(self, principal: Principal, design_id: str) -> dict[str, Any]:
+        with read_tx(self.engine) as conn:
+            d = conn.execute(select(print_designs).where(print_designs.c.id == design_id)).first()
+        if d is None:
+            raise NotFound("no such design")
+        self.open_request(principal, d.request_id)
+        return self._design_dict(d)
+
+    def start_design(
+        self, principal: Principal, request_id: str, *, input_id: str, params: dict[str, Any]
+    ) -> str:
+        row = self.open_request(principal, request_id)
+        merged = {
+            **DESIGN_DEFAULTS[row.kind],
+            **{k: v for k, v in params.items() if k in DESIGN_DEFAULTS[row.kind]},
+        }
+        design_id = f"pd_{secrets.token_hex(8)}"
+        with write_tx(self.engine) as conn:
+            found = conn.execute(
+                select(print_inputs.c.id).where(
+                    print_inputs.c.id == input_id, print_inputs.c.request_id == request_id
+                )
+            ).first()
+            if found is None:
+                raise InvalidInput("choose a study or scan attached to this request")
+            busy = conn.execute(
+                select(print_designs.c.id).where(
+                    print_designs.c.request_id == request_id, print_designs.c.status.in_(OPEN)
+                )
+            ).first()
+            if busy is not None:
+                raise Conflict("a design of this request is still running")
+            last = conn.execute(
+                select(print_designs.c.iteration)
+                .where(print_designs.c.request_id == request_id)
+                .order_by(print_designs.c.iteration.desc())
+            ).first()
+            conn.execute(
+                print_designs.insert().values(
+                    id=design_id,
+                    request_id=request_id,
+                    patient_id=row.patient_id,
+                    input_id=input_id,
+                    kind=row.kind,
+                    iteration=(last.iteration if last else 0) + 1,
+                    status="queued",
+                    params=json.dumps(merged),
+                    created_at=_now(),
+                    created_by=principal.subject,
+                )
+            )
+        return design_id
+
+    def attach_job(self, design_id: str, job_id: str) -> None:
+        with write_tx(self.engine) as conn:
+            conn.execute(update(print_designs).where(print_designs.c.id == design_id).values(job_id=job_id))
+
+    def _set(self, design_id: str, **values: Any) -> None:
+        with write_tx(self.engine) as conn:
+            conn.execute(update(print_designs).where(print_designs.c.id == design_id).values(**values))
+
+    def run_design(
+        self,
+        design_id: str,
+        *,
+        progress: pipeline.Progress | None = None,
+        cancelled: pipeline.Cancelled | None = None,
+    ) -> dict[str, Any]:
+        """The job body: make the part, check it, export it, record it on the patient."""
+        from medweave.printing.runner import DesignRun
+
+        return DesignRun(self, design_id).run(progress=progress, cancelled=cancelled)
+
+    def cancel_design(self, design_id: str) -> None:
+        self._set(design_id, status="cancelled")
+
+    # -- decision -------------------------------------------------------------------------------
+    def decide(self, principal: Principal, design_id: str, *, approve: bool, reason: str) -> None:
+        """A clinician who may read the patient's record approves or rejects a ready design."""
+        if principal.role != Role.CLINICIAN:
+            raise PermissionDenied("only a clinician approves or rejects a design")
+        d = self.design(principal, design_id)
+        if d["status"] != "ready":
+            raise Conflict("only a finished design that is not yet decided can be approved or rejected")
+        if not approve and not reason.strip():
+            raise InvalidInput("say why the design is rejected")
+        if d["device_id"]:
+            dev = self.records.read(principal=principal, res_type="Device", res_id=d["device_id"])
+            body = dict(dev.body or {})
+            if approve:
+                body["status"] = "active"
+            body.setdefault("note", []).append(
+                {
+                    "text": f"{'Approved' if approve else 'Rejected'}: {reason.strip()}"
+                    if reason.strip()
+                    else "Approved"
+                }
+            )
+            self.records.update(principal=principal, res_type="Device", res_id=d["device_id"], data=body)
+        with write_tx(self.engine) as conn:
+            done = conn.execute(
+                update(print_designs)
+                .where(print_designs.c.id == design_id, print_designs.c.status == "ready")
+                .values(
+                    status="approved" if approve else "rejected",
+                    decided_at=_now(),
+                    decided_by=principal.subject,
+                    decision_reason=reason.strip()[:2000] or None,
+                )
+            )
+            if done.rowcount != 1:
+                raise Conflict("the design was decided by someone else meanwhile")
+        if approve:
+            sr = self.records.read(principal=principal, res_type="ServiceRequest", res_id=d["request_id"])
+            self.records.update(
+                principal=principal,
+                res_type="ServiceRequest",
+                res_id=d["request_id"],
+                data={**(sr.body or {}), "status": "completed"},
+            )
+            with write_tx(self.engine) as conn:
+                conn.execute(
+                    update(print_requests)
+                    .where(print_requests.c.id == d["request_id"])
+                    .values(status="completed")
+                )
+
+    # -- reading files --------------------------------------------------------------------------
+    def file(self, principal: Principal, design_id: str, name: str) -> bytes:
+        d = self.design(principal, design_id)
+        known = {f["name"] for f in d["files"] or []} | {"context.stl"}
+        if name not in known:
+            raise NotFound("no such file")
+        return self._read(d["patient_id"], f"{d['request_id']}/{design_id}/{name}")
+
+    def slice_png(self, principal: Principal, design_id: str, k: int, layer: str) -> bytes:
+        d = self.design(principal, design_id)
+        preview = self._read(d["patient_id"], f"{d['request_id']}/{design_id}/preview.npz")
+        return previews.slice_png(preview, k, layer)

@@ -1,0 +1,308 @@
+"""Print lab pages: the worklist, a request (studies and designs), a design (progress and cancel,
+slice viewer with the mask, 3D viewer, check report, files, approval), and the chart's request form.
+
+The service (``medweave.printing.service``) decides who may do what and records everything on
+the patient; these routes only read forms and render. Uploads are multipart bodies limited to
+``MEDWEAVE_PRINT_MAX_VOLUME_MB``; everything else is a small URL-encoded form with its CSRF token.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.responses import Response
+
+from medweave.errors import InvalidInput, NotFound, PayloadTooLarge
+from medweave.identity import check_csrf
+from medweave.jobs import JobClient, JobState
+from medweave.printing.service import DESIGN_DEFAULTS, PrintLab
+from medweave.security.principal import Role
+from medweave.web.pages import routing
+from medweave.web.pages import session as cookies
+from medweave.web.pages.render import fragment, page
+from medweave.web.pages.routing import Current, Form, posted, redirect, require_role
+
+router = APIRouter(route_class=routing.PageRoute)
+LAB = (Role.LAB_TECHNICIAN, Role.CLINICIAN)
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_DESIGN = re.compile(r"pd_[0-9a-f]{16}")
+_FILES = {"part.stl": "model/stl", "part.3mf": "model/3mf", "context.stl": "model/stl"}
+POLL = "every 2s"
+
+
+def _lab(request: Request) -> PrintLab:
+    lab: PrintLab = request.app.state.print_lab
+    return lab
+
+
+def _id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise NotFound("no such print request")
+    return value
+
+
+def _design_id(value: str) -> str:
+    if not _DESIGN.fullmatch(value):
+        raise NotFound("no such design")
+    return value
+
+
+@router.get("/print", include_in_schema=False)
+def worklist(request: Request, current: Current = Depends(routing.signed_in)) -> Response:
+    require_role(current, *LAB)
+    status = request.query_params.get("status", "active")
+    if status not in ("active", "completed"):
+        status = "active"
+    rows = _lab(request).worklist(current.principal, status=status)
+    return page(request, "print_worklist.html", title="Print lab", rows=rows, shown=status)
+
+
+@router.post("/patients/{patient_id}/print-requests", include_in_schema=False)
+def create_request(
+    request: Request,
+    patient_id: str,
+    form: Form = Depends(posted),
+    current: Current = Depends(routing.signed_in),
+) -> Response:
+    require_role(current, Role.CLINICIAN)
+    request_id = _lab(request).create_request(
+        principal=current.principal, patient_id=_id(patient_id), kind=form.get("kind"), note=form.get("note")
+    )
+    return redirect(f"/print/requests/{request_id}")
+
+
+def _patient_name(current: Current, lab: PrintLab, patient_id: str) -> str:
+    reader = lab.lab_principal(current.principal.subject)
+    body = current.records.read(principal=reader, res_type="Patient", res_id=patient_id).body or {}
+    names = body.get("name") or [{}]
+    first = names[0]
+    return " ".join([*first.get("given", []), first.get("family", "")]).strip() or f"Patient/{patient_id}"
+
+
+@router.get("/print/requests/{request_id}", include_in_schema=False)
+def request_page(
+    request: Request, request_id: str, current: Current = Depends(routing.signed_in)
+) -> Response:
+    require_role(current, *LAB)
+    lab = _lab(request)
+    detail = lab.request_detail(current.principal, _id(request_id))
+    row = detail["row"]
+    return page(
+        request,
+        "print_request.html",
+        title="Print request",
+        detail=detail,
+        patient=_patient_name(current, lab, row.patient_id),
+        defaults=DESIGN_DEFAULTS[row.kind],
+        pacs=bool(lab.config.pacs_url),
+        may_design=request.app.state.jobs is not None,
+        accept=".stl,.ply,.obj" if row.kind == "splint" else ".zip,.dcm,.nii,.gz",
+    )
+
+
+async def _upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
+    """The one file of a multipart upload, after the session's CSRF token was checked."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        raise InvalidInput("an upload needs a Content-Length")
+    if int(declared) > max_bytes + 64 * 1024:
+        raise PayloadTooLarge("the upload is larger than the print lab's limit")
+    try:
+        form = await request.form(max_files=1, max_fields=4)
+    except Exception as exc:  # the multipart parser's own errors: a malformed body
+        raise InvalidInput("the upload could not be read as a form") from exc
+    try:
+        session = await run_in_threadpool(cookies.load_session, request)
+        token = form.get(cookies.CSRF_FIELD)
+        if session is None or not isinstance(token, str) or not check_csrf(session, token):
+            raise routing.CsrfRejected("the form's CSRF token is missing or wrong")
+        file = form.get("file")
+        if not isinstance(file, UploadFile) or not file.filename:
+            raise InvalidInput("choose a file to upload")
+        return file.filename, await file.read()
+    finally:
+        await form.close()
+
+
+@router.post("/print/requests/{request_id}/upload", include_in_schema=False)
+async def upload(
+    request: Request, request_id: str, current: Current = Depends(routing.signed_in)
+) -> Response:
+    require_role(current, *LAB)
+    lab = _lab(request)
+    name, data = await _upload(request, lab.config.max_bytes)
+    await run_in_threadpool(lab.attach_upload, current.principal, _id(request_id), filename=name, data=data)
+    return redirect(f"/print/requests/{request_id}")
+
+
+@router.post("/print/requests/{request_id}/pull", include_in_schema=False)
+def pull(
+    request: Request,
+    request_id: str,
+    form: Form = Depends(posted),
+    current: Current = Depends(routing.signed_in),
+) -> Response:
+    require_role(current, *LAB)
+    _lab(request).attach_from_pacs(
+        current.principal, _id(request_id), study_uid=form.get("study"), series_uid=form.get("series") or None
+    )
+    return redirect(f"/print/requests/{request_id}")
+
+
+def _params(kind: str, form: Form) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in DESIGN_DEFAULTS[kind]:
+        raw = form.get(key)
+        if key == "preset":
+            out[key] = raw or "bone"
+        elif raw == "":
+            out[key] = None if key in ("iso", "thickness_mm") else DESIGN_DEFAULTS[kind][key]
+        else:
+            try:
+                out[key] = float(raw)
+            except ValueError:
+                raise InvalidInput(f"{key.replace('_', ' ')} must be a number") from None
+    return out
+
+
+@router.post("/print/requests/{request_id}/designs", include_in_schema=False)
+def start_design(
+    request: Request,
+    request_id: str,
+    form: Form = Depends(posted),
+    current: Current = Depends(routing.signed_in),
+) -> Response:
+    require_role(current, *LAB)
+    jobs: JobClient | None = request.app.state.jobs
+    if jobs is None:
+        raise InvalidInput("this server runs no background jobs")
+    lab = _lab(request)
+    row = lab.open_request(current.principal, _id(request_id))
+    design_id = lab.start_design(
+        current.principal, row.id, input_id=form.get("input"), params=_params(row.kind, form)
+    )
+    job_id = jobs.enqueue("print.design", {"design_id": design_id})
+    lab.attach_job(design_id, job_id)
+    return redirect(f"/print/designs/{design_id}")
+
+
+def _progress(request: Request, current: Current, design_id: str) -> dict[str, Any]:
+    lab = _lab(request)
+    d = lab.design(current.principal, _design_id(design_id))
+    job = None
+    jobs: JobClient | None = request.app.state.jobs
+    if d["job_id"]:
+        client = jobs if jobs is not None else JobClient(current.records.engine)
+        job = client.get(d["job_id"])
+        if d["status"] in ("queued", "running") and job.state in (JobState.CANCELLED, JobState.FAILED):
+            d["status"] = "cancelled" if job.state == JobState.CANCELLED else "failed"
+            d["error"] = d["error"] or job.error
+    active = d["status"] in ("queued", "running")
+    return {"d": d, "job": job, "polling": POLL if active else None, "active": active}
+
+
+@router.get("/print/designs/{design_id}", include_in_schema=False)
+def design_page(request: Request, design_id: str, current: Current = Depends(routing.signed_in)) -> Response:
+    require_role(current, *LAB)
+    ctx = _progress(request, current, design_id)
+    d = ctx["d"]
+    meshes = []
+    if d["files"]:
+        meshes.append(
+            {"url": f"/print/designs/{d['id']}/files/part.stl", "name": d["kind"], "color": "#3b82f6"}
+        )
+        if d["kind"] != "model":
+            meshes.append(
+                {
+                    "url": f"/print/designs/{d['id']}/files/context.stl",
+                    "name": "skull" if d["kind"] == "implant" else "limb",
+                    "color": "#e8e0d0",
+                    "opacity": 0.6,
+                }
+            )
+    slices = (d.get("summary") or {}).get("preview_slices")
+    return page(
+        request,
+        "print_design.html",
+        title=f"Design {d['iteration']}",
+        meshes=meshes,
+        slices=slices,
+        may_decide=current.user.role == Role.CLINICIAN and d["status"] == "ready",
+        **ctx,
+    )
+
+
+@router.get("/print/designs/{design_id}/progress", include_in_schema=False)
+def design_progress(
+    request: Request, design_id: str, current: Current = Depends(routing.signed_in)
+) -> Response:
+    require_role(current, *LAB)
+    ctx = _progress(request, current, design_id)
+    if not ctx["active"]:  # finished: reload the whole page to show the result
+        return Response(status_code=200, headers={"HX-Refresh": "true"})
+    return fragment("_print_progress.html", csrf_token=current.session.csrf_token, **ctx)
+
+
+@router.post("/print/designs/{design_id}/cancel", include_in_schema=False)
+def cancel(
+    request: Request,
+    design_id: str,
+    form: Form = Depends(posted),
+    current: Current = Depends(routing.signed_in),
+) -> Response:
+    require_role(current, *LAB)
+    ctx = _progress(request, current, design_id)
+    d = ctx["d"]
+    jobs: JobClient | None = request.app.state.jobs
+    if ctx["active"] and d["job_id"]:
+        client = jobs if jobs is not None else JobClient(current.records.engine)
+        info = client.cancel(d["job_id"])
+        if info.state == JobState.CANCELLED:
+            _lab(request).cancel_design(d["id"])
+    return redirect(f"/print/designs/{d['id']}")
+
+
+@router.post("/print/designs/{design_id}/decision", include_in_schema=False)
+def decide(
+    request: Request,
+    design_id: str,
+    form: Form = Depends(posted),
+    current: Current = Depends(routing.signed_in),
+) -> Response:
+    require_role(current, Role.CLINICIAN)
+    decision = form.get("decision")
+    if decision not in ("approve", "reject"):
+        raise InvalidInput("approve or reject")
+    _lab(request).decide(
+        current.principal, _design_id(design_id), approve=decision == "approve", reason=form.get("reason")
+    )
+    return redirect(f"/print/designs/{design_id}")
+
+
+@router.get("/print/designs/{design_id}/files/{name}", include_in_schema=False)
+def download(
+    request: Request, design_id: str, name: str, current: Current = Depends(routing.signed_in)
+) -> Response:
+    require_role(current, *LAB)
+    if name not in _FILES:
+        raise NotFound("no such file")
+    data = _lab(request).file(current.principal, _design_id(design_id), name)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{design_id}-{name}"',
+        "Cache-Control": "no-store",
+    }
+    return Response(data, media_type=_FILES[name], headers=headers)
+
+
+@router.get("/print/designs/{design_id}/slices/{k}.png", include_in_schema=False)
+def slice_image(
+    request: Request, design_id: str, k: int, current: Current = Depends(routing.signed_in)
+) -> Response:
+    require_role(current, *LAB)
+    layer = request.query_params.get("layer", "image")
+    data = _lab(request).slice_png(current.principal, _design_id(design_id), k, layer)
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
