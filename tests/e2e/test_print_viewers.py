@@ -136,8 +136,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         (root / "slices" / f"image-{k}.png").write_bytes(png(slice_image(k)))
         (root / "slices" / f"mask-{k}.png").write_bytes(png(slice_mask(k)))
     meshes = [
-        {"url": "/meshes/skull.stl", "name": "skull", "color": "#e8e0d0", "opacity": 1.0},
+        # The part first, as the design page lists it: the viewer looks at it over the skull.
         {"url": "/meshes/implant.stl", "name": "implant", "color": "#3a8fd9", "opacity": 0.9},
+        {"url": "/meshes/skull.stl", "name": "skull", "color": "#e8e0d0", "opacity": 1.0},
     ]
     (root / "index.html").write_text(PAGE.format(meshes=json.dumps(meshes), count=SLICES))
     broken = [{"url": "/meshes/missing.stl", "name": "skull"}]

@@ -71,3 +71,11 @@ def preview_info(preview: bytes) -> dict[str, int]:
             "step": int(arrays["step"][0]),
             "mask": int("mask" in arrays),
         }
+
+
+def focus_slice(mask: Volume | None) -> int | None:
+    """The slice with the most of the mask, where the slice viewer opens."""
+    if mask is None:
+        return None
+    counts = np.count_nonzero(np.asarray(mask.data), axis=(1, 2))
+    return int(np.argmax(counts)) if counts.any() else None

@@ -144,6 +144,7 @@ class DesignRun:
         out_summary = part.summary()
         out_summary["printer"] = printer.name
         out_summary["preview_slices"] = volume.shape[0] if volume is not None else None
+        out_summary["preview_focus"] = previews.focus_slice(part.mask)
         self.lab._set(
             self.design_id,
             status="ready",

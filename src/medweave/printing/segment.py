@@ -160,10 +160,17 @@ def label(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], NDArray[np.int64]
 
 
 def keep_largest(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    labels, sizes = label(mask)
-    if len(sizes) <= 1:
-        return np.zeros(mask.shape, dtype=bool)
-    return labels == int(np.argmax(sizes[1:]) + 1)
+    """The largest face-connected component, labelled inside the mask's bounding box only (the
+    same components, several times faster on a CT whose bone fills a fraction of the grid)."""
+    mask = np.asarray(mask, dtype=bool)
+    out = np.zeros(mask.shape, dtype=bool)
+    box = _crop(mask, (0, 0, 0))
+    if box is None:
+        return out
+    labels, _ = ndimage.label(mask[box])
+    sizes = np.bincount(labels[labels > 0])  # counts set voxels only, not the whole grid
+    out[box] = labels == int(np.argmax(sizes[1:]) + 1)
+    return out
 
 
 def keep_seeded(mask: NDArray[np.bool_], seeds: Sequence[Sequence[int]]) -> NDArray[np.bool_]:
@@ -186,7 +193,15 @@ def keep_seeded(mask: NDArray[np.bool_], seeds: Sequence[Sequence[int]]) -> NDAr
 
 
 def fill_holes_3d(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    return np.asarray(ndimage.binary_fill_holes(mask), dtype=bool)
+    """Fill cavities not connected to the grid's border, inside the mask's bounding box only:
+    background outside the box reaches the border without entering it, so the result is the same."""
+    mask = np.asarray(mask, dtype=bool)
+    box = _crop(mask, (1, 1, 1))
+    if box is None:
+        return mask.copy()
+    out = mask.copy()
+    out[box] = ndimage.binary_fill_holes(mask[box])
+    return out
 
 
 def fill_slices(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -219,7 +234,7 @@ def segment(
         raise InvalidInput("Opening and closing radii cannot be negative.")
     lo_t, hi_t = thresholds(volume, preset, lo, hi)
     data = volume.data
-    mask = (data >= lo_t) & (data <= hi_t)
+    mask = data >= lo_t if hi_t == np.inf else (data >= lo_t) & (data <= hi_t)
     spacing = sampling(volume)
     if close_mm > 0:
         mask = closing(mask, close_mm, spacing)

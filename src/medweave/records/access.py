@@ -14,6 +14,10 @@ Rules (issue 3, "Access rules, in one place"):
 - Break-glass (time-limited, with a reason, flagged for review; granted by the identity service)
   opens a patient's record for reading only.
 - Admins, lab technicians and data scientists read no patient data except under break-glass.
+  Two domain services act for them, under an internal principal that names the person, so each
+  access is audited as theirs: the print lab (``internal:print-lab/<user>``, only for patients
+  with an open print request, ``printing.service``) and the de-identified ML extract
+  (``internal:ml-extract/<user>``, ``diagnostics.clinic_data``).
 - Erasing a patient (crypto-shredding) is for the operator at the command line only.
 - Resources outside every patient compartment (Practitioner, Questionnaire, Schedule, ...) are
   readable by every signed-in caller whose scopes allow it; only some roles may write them.

@@ -190,6 +190,43 @@ def start_design(
     return redirect(f"/print/designs/{design_id}")
 
 
+def _number(v: Any) -> str:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, int) or abs(v) >= 100:
+        return f"{v:.0f}"
+    return f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+def _shown(value: Any) -> str:
+    """A check's value or limit as one line: numbers rounded, nested lists (a rotation) left out."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        parts = [
+            f"{k.replace('_', ' ')} {_shown(v)}" for k, v in value.items() if not isinstance(v, dict | list)
+        ]
+        return "; ".join(parts)
+    if isinstance(value, list):
+        flat = all(not isinstance(v, list) for v in value)
+        return " \u00d7 ".join(_number(v) for v in value) if flat else ""
+    return _number(value)
+
+
+def _checks(report: dict[str, Any] | None) -> list[dict[str, Any]]:
+    rows = []
+    for c in (report or {}).get("checks", []):
+        rows.append(
+            {
+                **c,
+                "label": c["name"].replace("_", " "),
+                "value_text": _shown(c["value"]),
+                "limit_text": _shown(c["limit"]),
+            }
+        )
+    return rows
+
+
 def _progress(request: Request, current: Current, design_id: str) -> dict[str, Any]:
     lab = _lab(request)
     d = lab.design(current.principal, _design_id(design_id))
@@ -231,6 +268,8 @@ def design_page(request: Request, design_id: str, current: Current = Depends(rou
         title=f"Design {d['iteration']}",
         meshes=meshes,
         slices=slices,
+        focus=(d.get("summary") or {}).get("preview_focus"),
+        checks=_checks(d["report"]),
         may_decide=current.user.role == Role.CLINICIAN and d["status"] == "ready",
         **ctx,
     )

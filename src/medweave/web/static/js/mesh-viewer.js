@@ -215,14 +215,19 @@ async function start(root) {
       camera.aspect = width / height;
       camera.updateProjectionMatrix();
     };
-    // Anterior view (looking towards +y), far enough back that the box's front face fits the frame
-    // with a margin.
+    // The eye looks at the first mesh (the part) from outside the others: along the line from the
+    // scene's centre through the part's centre, raised a little, so an implant is seen over the
+    // skull it fits. A single mesh, or a part at the centre, is seen from the front-left, above.
+    const focus = meshes[0].geometry.boundingBox.getCenter(new THREE.Vector3());
+    const view = focus.clone().sub(center);
+    if (meshes.length < 2 || view.length() < radius * 0.05) view.set(0.45, -1, 0.35);
+    view.normalize();
+    view.z += 0.3;
+    view.normalize();
     const fit = () => {
       const tan = Math.tan(THREE.MathUtils.degToRad(camera.fov / 2));
-      const half = size.clone().multiplyScalar(0.5);
-      const frame = Math.max(half.z / tan, half.x / (tan * camera.aspect)) * 1.12 + half.y;
-      const distance = Math.max(frame, radius * 1.2); // a flat or thin model still sits in front
-      camera.position.set(center.x, center.y - distance, center.z);
+      const distance = (radius / Math.min(tan, tan * camera.aspect)) * 1.05;
+      camera.position.copy(center).addScaledVector(view, distance);
       camera.near = Math.max(distance / 200, 0.01);
       camera.far = distance + radius * 20;
       camera.updateProjectionMatrix();
