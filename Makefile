@@ -55,6 +55,7 @@ bench: dev
 	$(BIN)/python bench/telehealth.py
 	$(BIN)/python bench/therapy.py
 	$(BIN)/python bench/ml.py
+	$(BIN)/python bench/printing.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pages_support import Clinic, build_clinic, csrf_of, enrol, sign_in
@@ -245,3 +246,75 @@ def test_a_bad_upload_is_refused_and_leaves_nothing(
         found = clinic.records.search(principal=OPERATOR, res_type="ImagingStudy", params=[])
         assert not found.get("entry")
         assert not list((Path(clinic.app.state.settings.data_dir) / "print").rglob("*.zip"))
+
+
+def test_a_folder_upload_and_click_to_keep(clinic: Clinic, tmp_path: Path) -> None:
+    folder = tmp_path / "series"
+    write_phantom(small_skull(size=160, spacing_mm=2.0, defect=None), folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    with _client(clinic) as doctor, _client(clinic) as tech:
+        request_id = _request(doctor, clinic, "model")
+        token = sign_in(tech, clinic, "lab")
+        r = tech.post(
+            f"/print/requests/{request_id}/upload",
+            data={"csrf_token": token},
+            files=[("folder", (f"series/{p.name}", p.read_bytes(), "application/dicom")) for p in files],
+        )
+        assert r.status_code == 303, r.text
+        detail = clinic.app.state.print_lab.request_detail(_lab_principal(clinic), request_id)
+        assert detail["inputs"][0]["summary"]["instances"] == len(files)
+        page = tech.get(f"/print/requests/{request_id}").text
+        input_id = re.search(r'<option value="(in_[0-9a-f]{16})"', page).group(1)
+        r = tech.post(
+            f"/print/requests/{request_id}/designs",
+            data={"csrf_token": csrf_of(page), "input": input_id, "preset": "bone"},
+        )
+        first = _wait_design(clinic, r.headers["location"].rsplit("/", 1)[1])
+        assert first["status"] == "ready", first.get("error")
+        html = tech.get(f"/print/designs/{first['id']}").text
+        assert 'data-pick-form="keep-form"' in html
+        k = first["summary"]["preview_focus"]
+        mask = np.asarray(
+            Image.open(
+                io.BytesIO(tech.get(f"/print/designs/{first['id']}/slices/{k}.png?layer=mask").content)
+            )
+        )
+        j, i = (int(v) for v in np.argwhere(mask > 0)[0])
+        # A click on the bone keeps its component: a new iteration with the seed in full-resolution voxels.
+        r = tech.post(
+            f"/print/designs/{first['id']}/keep", data={"csrf_token": csrf_of(html), "i": i, "j": j, "k": k}
+        )
+        assert r.status_code == 303, r.text
+        second = _wait_design(clinic, r.headers["location"].rsplit("/", 1)[1])
+        step = first["summary"]["preview_step"]
+        assert second["status"] == "ready" and second["iteration"] == 2
+        assert second["params"]["seeds"] == [[i * step, j * step, k]]
+        assert (
+            abs(second["summary"]["volume_mm3"] - first["summary"]["volume_mm3"])
+            < 0.02 * first["summary"]["volume_mm3"]
+        )
+        # A click on air keeps nothing: the iteration fails with the reason.
+        html = tech.get(f"/print/designs/{second['id']}").text
+        r = tech.post(
+            f"/print/designs/{second['id']}/keep", data={"csrf_token": csrf_of(html), "i": 0, "j": 0, "k": k}
+        )
+        third = _wait_design(clinic, r.headers["location"].rsplit("/", 1)[1])
+        assert third["status"] == "failed" and "not inside the segmented mask" in third["error"], third[
+            "params"
+        ]
+        assert third["device_id"] is None
+
+
+def test_an_open_limb_scan_is_refused_on_upload(clinic: Clinic) -> None:
+    import trimesh
+
+    box = trimesh.creation.box(extents=(60.0, 50.0, 250.0))
+    box.faces = box.faces[:-2]  # two triangles missing: open
+    data = box.export(file_type="stl")
+    with _client(clinic) as doctor, _client(clinic) as tech:
+        request_id = _request(doctor, clinic, "splint")
+        token = sign_in(tech, clinic, "lab")
+        r = _upload(tech, request_id, "arm.stl", data, token)
+        assert r.status_code == 422
+        assert "open edges" in r.text
+        assert clinic.app.state.print_lab.request_detail(_lab_principal(clinic), request_id)["inputs"] == []

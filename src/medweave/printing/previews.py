@@ -34,10 +34,15 @@ def _window(data: NDArray[np.floating], volume: Volume, window: str) -> NDArray[
     return scaled.astype(np.uint8)
 
 
+def step_for(volume: Volume) -> int:
+    """The preview keeps every ``step``-th row and column: pixel (i, j) is voxel (i*step, j*step)."""
+    _, j, i = volume.shape
+    return max(1, int(np.ceil(max(i, j) / MAX_IN_PLANE)))
+
+
 def make_preview(volume: Volume, mask: Volume | None, *, window: str = "bone") -> bytes:
     """The volume (and mask) as an .npz of uint8 slices, every ``step``-th pixel in-plane."""
-    _, j, i = volume.shape
-    step = max(1, int(np.ceil(max(i, j) / MAX_IN_PLANE)))
+    step = step_for(volume)
     image = _window(np.asarray(volume.data[:, ::step, ::step], dtype=np.float32), volume, window)
     arrays: dict[str, Any] = {"image": image}
     if mask is not None and mask.shape == volume.shape:

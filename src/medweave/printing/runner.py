@@ -97,10 +97,12 @@ class DesignRun:
                     )
                 else:
                     iso = params.get("iso")
+                    seeds = [(int(i), int(j), int(k)) for i, j, k in params.get("seeds") or []]
                     part = pipeline.make_model(
                         volume,
                         preset=str(params["preset"]),
                         iso=None if iso in (None, "") else float(iso),
+                        seeds=seeds or None,
                         progress=progress,
                         cancelled=cancelled,
                     )
@@ -145,6 +147,7 @@ class DesignRun:
         out_summary["printer"] = printer.name
         out_summary["preview_slices"] = volume.shape[0] if volume is not None else None
         out_summary["preview_focus"] = previews.focus_slice(part.mask)
+        out_summary["preview_step"] = previews.step_for(volume) if volume is not None else None
         self.lab._set(
             self.design_id,
             status="ready",

@@ -43,7 +43,7 @@ LAB_ROLES = (Role.LAB_TECHNICIAN, Role.CLINICIAN)
 STUDY_SUFFIXES = (".zip", ".dcm", ".nii", ".nii.gz")
 SCAN_SUFFIXES = (".stl", ".ply", ".obj")
 DESIGN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "model": {"preset": "bone", "iso": None},
+    "model": {"preset": "bone", "iso": None, "seeds": []},
     "implant": {"margin_mm": 2.0, "thickness_mm": None},
     "splint": {"thickness_mm": 3.0, "clearance_mm": 1.0, "vent_diameter_mm": 6.0},
 }
@@ -222,6 +222,21 @@ class PrintLab:
             raise InvalidInput("the upload is larger than the print lab's limit")
         return self._attach(principal, row, suffix=suffix, data=data)
 
+    def attach_files(self, principal: Principal, request_id: str, *, files: list[tuple[str, bytes]]) -> str:
+        """Several files of one DICOM folder (a browser's folder upload), kept together as a zip."""
+        if len(files) == 1:
+            return self.attach_upload(principal, request_id, filename=files[0][0], data=files[0][1])
+        row = self.open_request(principal, request_id)
+        if row.kind == "splint":
+            raise InvalidInput("upload one limb scan for a splint")
+        if sum(len(data) for _, data in files) > self.config.max_bytes:
+            raise InvalidInput("the upload is larger than the print lab's limit")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+            for n, (name, data) in enumerate(files):
+                zf.writestr(f"{n:05d}-{Path(name).name or 'file'}", data)
+        return self._attach(principal, row, suffix=".zip", data=buf.getvalue())
+
     def attach_from_pacs(
         self, principal: Principal, request_id: str, *, study_uid: str, series_uid: str | None
     ) -> str:
@@ -273,9 +288,10 @@ class PrintLab:
 
     def _inspect(self, row: Any, path: Path) -> tuple[dict[str, Any], Any]:
         if row.kind == "splint":
-            from medweave.printing.meshio import read_mesh
+            from medweave.printing.meshio import read_mesh, require_closed
 
             mesh = read_mesh(path)
+            require_closed(mesh)  # a splint is built around a closed scan: say so now, not in the job
             return {"format": path.suffix[1:], "triangles": mesh.n_triangles}, None
         volume = self._load(path, row.kind)
         src = volume.source
@@ -356,6 +372,19 @@ class PrintLab:
                 )
             )
         return design_id
+
+    def keep_component(self, principal: Principal, design_id: str, *, i: int, j: int, k: int) -> str:
+        """A new iteration of a model that keeps the component under a click on its slice preview
+        (preview pixel ``i``, ``j`` of slice ``k``), with those it already kept."""
+        d = self.design(principal, design_id)
+        step = int((d["summary"] or {}).get("preview_step") or 0)
+        if d["kind"] != "model" or not step:
+            raise InvalidInput("only a finished model's slices can be clicked to keep a component")
+        params = dict(d["params"] or {})
+        seeds = [list(s) for s in params.get("seeds") or []]
+        seeds.append([i * step, j * step, k])
+        params["seeds"] = seeds
+        return self.start_design(principal, d["request_id"], input_id=d["input_id"], params=params)
 
     def attach_job(self, design_id: str, job_id: str) -> None:
         with write_tx(self.engine) as conn:

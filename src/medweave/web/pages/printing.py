@@ -32,6 +32,8 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _DESIGN = re.compile(r"pd_[0-9a-f]{16}")
 _FILES = {"part.stl": "model/stl", "part.3mf": "model/3mf", "context.stl": "model/stl"}
 POLL = "every 2s"
+#: Files of one folder upload (a CT series is a few hundred to a few thousand slices).
+MAX_FILES = 5000
 
 
 def _lab(request: Request) -> PrintLab:
@@ -104,26 +106,31 @@ def request_page(
     )
 
 
-async def _upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
-    """The one file of a multipart upload, after the session's CSRF token was checked."""
+async def _upload(request: Request, max_bytes: int) -> list[tuple[str, bytes]]:
+    """The files of a multipart upload (one file, or a browser's folder), after the session's CSRF
+    token was checked."""
     declared = request.headers.get("content-length", "")
     if not declared.isdigit():
         raise InvalidInput("an upload needs a Content-Length")
-    if int(declared) > max_bytes + 64 * 1024:
+    if int(declared) > max_bytes + 1024 * 1024:
         raise PayloadTooLarge("the upload is larger than the print lab's limit")
     try:
-        form = await request.form(max_files=1, max_fields=4)
-    except Exception as exc:  # the multipart parser's own errors: a malformed body
+        form = await request.form(max_files=MAX_FILES, max_fields=4)
+    except Exception as exc:  # the multipart parser's own errors: a malformed body, too many files
         raise InvalidInput("the upload could not be read as a form") from exc
     try:
         session = await run_in_threadpool(cookies.load_session, request)
         token = form.get(cookies.CSRF_FIELD)
         if session is None or not isinstance(token, str) or not check_csrf(session, token):
             raise routing.CsrfRejected("the form's CSRF token is missing or wrong")
-        file = form.get("file")
-        if not isinstance(file, UploadFile) or not file.filename:
-            raise InvalidInput("choose a file to upload")
-        return file.filename, await file.read()
+        files = [
+            f
+            for f in form.getlist("file") + form.getlist("folder")
+            if isinstance(f, UploadFile) and f.filename
+        ]
+        if not files:
+            raise InvalidInput("choose a file or a folder to upload")
+        return [(f.filename or "file", await f.read()) for f in files]
     finally:
         await form.close()
 
@@ -134,8 +141,8 @@ async def upload(
 ) -> Response:
     require_role(current, *LAB)
     lab = _lab(request)
-    name, data = await _upload(request, lab.config.max_bytes)
-    await run_in_threadpool(lab.attach_upload, current.principal, _id(request_id), filename=name, data=data)
+    files = await _upload(request, lab.config.max_bytes)
+    await run_in_threadpool(lab.attach_files, current.principal, _id(request_id), files=files)
     return redirect(f"/print/requests/{request_id}")
 
 
@@ -270,6 +277,7 @@ def design_page(request: Request, design_id: str, current: Current = Depends(rou
         slices=slices,
         focus=(d.get("summary") or {}).get("preview_focus"),
         checks=_checks(d["report"]),
+        may_keep=d["kind"] == "model" and d["status"] == "ready" and request.app.state.jobs is not None,
         may_decide=current.user.role == Role.CLINICIAN and d["status"] == "ready",
         **ctx,
     )
@@ -303,6 +311,28 @@ def cancel(
         if info.state == JobState.CANCELLED:
             _lab(request).cancel_design(d["id"])
     return redirect(f"/print/designs/{d['id']}")
+
+
+@router.post("/print/designs/{design_id}/keep", include_in_schema=False)
+def keep(
+    request: Request,
+    design_id: str,
+    form: Form = Depends(posted),
+    current: Current = Depends(routing.signed_in),
+) -> Response:
+    """Click to keep: a new iteration keeping the component under the clicked voxel."""
+    require_role(current, *LAB)
+    jobs: JobClient | None = request.app.state.jobs
+    if jobs is None:
+        raise InvalidInput("this server runs no background jobs")
+    try:
+        i, j, k = (int(form.get(name)) for name in ("i", "j", "k"))
+    except ValueError:
+        raise InvalidInput("click on the slice to choose a voxel") from None
+    lab = _lab(request)
+    new_id = lab.keep_component(current.principal, _design_id(design_id), i=i, j=j, k=k)
+    lab.attach_job(new_id, jobs.enqueue("print.design", {"design_id": new_id}))
+    return redirect(f"/print/designs/{new_id}")
 
 
 @router.post("/print/designs/{design_id}/decision", include_in_schema=False)

@@ -160,8 +160,8 @@ def _answer_error(request: Request, exc: MedweaveError) -> Response:
         return error_page(request, 403)
     if exc.status in (404, 410):
         return error_page(request, 404)  # the same page whether missing, erased or not yours
-    if exc.status == 400:
-        return error_page(request, 400, detail=exc.message)
+    if exc.status in (400, 413, 422):  # the user's input: say what was wrong with it
+        return error_page(request, exc.status, detail=exc.message)
     return error_page(request, exc.status)
 
 
