@@ -163,7 +163,9 @@ class Settings(BaseSettings):
         description="The PACS the print lab pulls studies from: http(s)://.../dicom-web or dicom://AET@host:port.",
     )
     print_max_volume_mb: int = Field(
-        default=2048, description="Largest image volume (decoded, float32) the print lab will load."
+        default=1024,
+        le=1900,  # a file is sealed in one AES-GCM call, which takes under 2 GiB
+        description="Largest image volume (decoded, float32) and upload the print lab accepts.",
     )
     printers_file: Path | None = Field(
         default=None,

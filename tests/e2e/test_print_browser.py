@@ -127,7 +127,7 @@ def test_a_technician_designs_an_implant_and_the_clinician_approves_it(browser: 
     page.goto(design_url)
     page.get_by_label("Reason (needed to reject)").fill("Fit and margins reviewed")
     page.get_by_role("button", name="Approve for printing").click()
-    expect(page.locator("#decision")).to_contain_text("Approved by")
+    expect(page.locator("#decision")).to_contain_text("Approved by grey")
     expect(page.locator("#decision")).to_contain_text("Fit and margins reviewed")
     assert problems == []
     context.close()

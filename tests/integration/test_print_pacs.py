@@ -91,6 +91,10 @@ def test_unreachable_pacs_and_bad_addresses(tmp_path):
             pacs.pull_study(url, "1.2.3", tmp_path / "out")
     with pytest.raises(InvalidInput, match="not a valid DICOM UID"):
         pacs.pull_study(f"http://127.0.0.1:{port}/dicom-web", "../../etc", tmp_path / "out")
+    # Credentials in the URL never reach a message (they would show on the lab's error page).
+    with pytest.raises(InvalidInput, match="cannot be reached") as caught:
+        pacs.pull_study(f"http://lab:s3cret-pw@127.0.0.1:{port}/dicom-web", "1.2.3", tmp_path / "out")
+    assert "s3cret-pw" not in caught.value.message and "lab:" not in caught.value.message
 
 
 def test_an_existing_output_folder_is_not_overwritten(orthanc, stored, tmp_path):  # noqa: F811

@@ -25,10 +25,10 @@ def _load(path: Path, *, modalities: frozenset[str]) -> Volume:
     return load_volume(path, max_bytes=cfg.print_max_volume_mb * 1024 * 1024, modalities=modalities)
 
 
-def _metadata(volume: Volume) -> dict[str, str]:
+def _source(volume: Volume) -> dict[str, str]:
+    """What the part was made from, for the lab's records (not written into the file)."""
     src = volume.source
-    meta = {"SourceStudyInstanceUID": src.study_uid, "SourceSeriesInstanceUID": src.series_uid}
-    return {k: v for k, v in meta.items() if v}
+    return {"modality": src.modality, "study_uid": src.study_uid, "series_uid": src.series_uid}
 
 
 def _triangles(value: int) -> int | None:
@@ -54,9 +54,9 @@ def model(
         raise fail("the output must be a .stl or .3mf file", 2)
     volume = _load(ct, modalities=frozenset({"CT", "MR"}))
     part = pipeline.make_model(volume, preset=preset, iso=iso, triangles=_triangles(triangles))
-    done = pipeline.export(part, out, metadata=_metadata(volume))
+    done = pipeline.export(part, out)
     summary = part.summary()
-    summary.update(out=str(out), sha256=done.sha256, notes=list(volume.source.notes))
+    summary.update(out=str(out), sha256=done.sha256, source=_source(volume), notes=list(volume.source.notes))
     typer.echo(json.dumps(summary))
 
 
@@ -81,9 +81,15 @@ def implant(
     part = pipeline.make_implant(
         volume, margin_mm=margin, thickness_mm=thickness, triangles=_triangles(triangles)
     )
-    done = pipeline.export(part, out, metadata=_metadata(volume))
+    done = pipeline.export(part, out)
     summary = part.summary()
-    summary.update(out=str(out), sha256=done.sha256, coordinates="LPS mm", notes=list(volume.source.notes))
+    summary.update(
+        out=str(out),
+        sha256=done.sha256,
+        coordinates="LPS mm",
+        source=_source(volume),
+        notes=list(volume.source.notes),
+    )
     typer.echo(json.dumps(summary))
 
 

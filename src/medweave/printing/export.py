@@ -159,7 +159,13 @@ def write_3mf(
 
 def _parse(xml: bytes) -> tuple[ElementTree.Element, dict[str, str]]:
     """The root element and the namespace prefixes declared anywhere in the document."""
-    if b"<!DOCTYPE" in xml[:4096].upper() or b"<!ENTITY" in xml.upper():
+    # 3MF parts are UTF-8 (3MF Core Specification, 3.2); anything else is refused before parsing,
+    # so a UTF-16 document cannot hide a DOCTYPE from the check below.
+    try:
+        text = xml.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the 3MF file is not UTF-8 XML.") from None
+    if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
         raise InvalidInput("the 3MF file uses XML entities, which are not accepted.")
     prefixes: dict[str, str] = {}
     root: ElementTree.Element | None = None

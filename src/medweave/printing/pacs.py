@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from pydicom.dataset import Dataset
 
@@ -65,7 +65,13 @@ class Pacs:
 
     @property
     def where(self) -> str:
-        return self.url if self.protocol == "dicomweb" else f"{self.called_aet}@{self.host}:{self.port}"
+        """The PACS as named in messages: no user name or password, even if the URL has them."""
+        if self.protocol != "dicomweb":
+            return f"{self.called_aet}@{self.host}:{self.port}"
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _check_aet(aet: str) -> str:

@@ -53,29 +53,25 @@ def make_preview(volume: Volume, mask: Volume | None, *, window: str = "bone") -
     return out.getvalue()
 
 
-def slice_png(preview: bytes, k: int, layer: str) -> bytes:
-    """Slice ``k`` of the preview as a PNG: the greyscale image, or the mask (255 where set)."""
+def load(preview: bytes) -> dict[str, NDArray[np.uint8]]:
+    """The preview's slice stacks, decompressed once (the viewer asks for many slices in a row)."""
+    with np.load(io.BytesIO(preview)) as arrays:
+        return {name: arrays[name] for name in ("image", "mask") if name in arrays}
+
+
+def slice_png(stacks: dict[str, NDArray[np.uint8]], k: int, layer: str) -> bytes:
+    """Slice ``k`` as a PNG: the greyscale image, or the mask (255 where set)."""
     from PIL import Image
 
-    with np.load(io.BytesIO(preview)) as arrays:
-        if layer not in ("image", "mask") or layer not in arrays:
-            raise NotFound("no such layer")
-        stack = arrays[layer]
-        if not 0 <= k < stack.shape[0]:
-            raise NotFound("no such slice")
-        plane = stack[k] if layer == "image" else stack[k] * np.uint8(255)
+    if layer not in stacks:
+        raise NotFound("no such layer")
+    stack = stacks[layer]
+    if not 0 <= k < stack.shape[0]:
+        raise NotFound("no such slice")
+    plane = stack[k] if layer == "image" else stack[k] * np.uint8(255)
     out = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(plane), mode="L").save(out, format="PNG")
     return out.getvalue()
-
-
-def preview_info(preview: bytes) -> dict[str, int]:
-    with np.load(io.BytesIO(preview)) as arrays:
-        return {
-            "slices": int(arrays["image"].shape[0]),
-            "step": int(arrays["step"][0]),
-            "mask": int("mask" in arrays),
-        }
 
 
 def focus_slice(mask: Volume | None) -> int | None:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ SHA256_SYSTEM = "https://medweave.org/fhir/NamingSystem/sha256"
 SOURCE_SERIES_URL = "https://medweave.org/fhir/StructureDefinition/source-series"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 KINDS: dict[str, str] = {
     "model": "Patient-specific anatomical model",
     "implant": "Patient-specific cranial implant",
@@ -146,7 +148,7 @@ def device(
         extensions.append(
             {"url": SOURCE_SERIES_URL, "valueReference": {"reference": f"ImagingStudy/{imaging_study_id}"}}
         )
-    if series_uid:
+    if series_uid and _OID.fullmatch(series_uid):  # FHIR's oid type: no leading zeros in a part
         extensions.append({"url": f"{SOURCE_SERIES_URL}-uid", "valueOid": f"urn:oid:{series_uid}"})
     if extensions:
         body["extension"] = extensions

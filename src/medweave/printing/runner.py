@@ -9,6 +9,7 @@ half-written record (its sealed files, if any, are removed).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 import uuid
@@ -24,6 +25,8 @@ from medweave.printing.tables import print_designs, print_inputs
 
 if TYPE_CHECKING:
     from medweave.printing.service import PrintLab
+
+log = logging.getLogger(__name__)
 
 
 class DesignRun:
@@ -41,21 +44,22 @@ class DesignRun:
             source = conn.execute(select(print_inputs).where(print_inputs.c.id == d.input_id)).first()
         if d.status not in ("queued", "running"):
             return {"design": self.design_id, "status": d.status}
-        self.lab._set(self.design_id, status="running", error=None)
+        if not self.lab._claim(self.design_id):
+            return {"design": self.design_id, "status": "cancelled"}
         folder = f"{d.request_id}/{self.design_id}"
         try:
             result = self._run(d, source, folder, progress, cancelled)
         except pipeline.Stopped:
             self._discard(folder)
-            self.lab._set(self.design_id, status="cancelled")
+            self.lab._end(self.design_id, status="cancelled")
             raise
         except MedweaveError as exc:
             self._discard(folder)
-            self.lab._set(self.design_id, status="failed", error=exc.message)
+            self.lab._end(self.design_id, status="failed", error=exc.message)
             return {"design": self.design_id, "status": "failed", "error": exc.message}
         except Exception:
             self._discard(folder)
-            self.lab._set(
+            self.lab._end(
                 self.design_id, status="failed", error="the design could not be made (see the server log)"
             )
             raise
@@ -69,7 +73,6 @@ class DesignRun:
         from medweave.printing.printers import load_printers
 
         params = json.loads(d.params)
-        summary = json.loads(source.summary)
         blob = self.lab._read(d.patient_id, source.name)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(source.name).name
@@ -111,21 +114,13 @@ class DesignRun:
             catalog = load_printers(self.lab.config.printers_file)
             printer = catalog.printer(self.lab.config.printer)
             report = check(part.mesh, printer=printer, catalog=catalog)
+            # The file names the device and its iteration only: the study and series UIDs identify
+            # the patient's scan (DICOM PS3.15 E.1) and stay on the record (Device -> ImagingStudy).
             identifier = f"urn:uuid:{uuid.uuid4()}"
-            meta = {
-                k: v
-                for k, v in (
-                    ("SourceStudyInstanceUID", summary.get("study_uid", "")),
-                    ("SourceSeriesInstanceUID", summary.get("series_uid", "")),
-                )
-                if v
-            }
             files = []
             for fmt in ("stl", "3mf"):
                 out = Path(tmp) / f"part.{fmt}"
-                done = pipeline.export(
-                    part, out, device_identifier=identifier, iteration=d.iteration, metadata=meta
-                )
+                done = pipeline.export(part, out, device_identifier=identifier, iteration=d.iteration)
                 self.lab._write(d.patient_id, f"{folder}/part.{fmt}", out.read_bytes())
                 files.append(
                     {"format": fmt, "name": f"part.{fmt}", "sha256": done.sha256, "bytes": done.bytes}
@@ -142,29 +137,50 @@ class DesignRun:
                 )
         if cancelled is not None and cancelled():
             raise pipeline.Stopped()
-        device_id = self._record(d, source, part, identifier, files)
         out_summary = part.summary()
         out_summary["printer"] = printer.name
         out_summary["preview_slices"] = volume.shape[0] if volume is not None else None
         out_summary["preview_focus"] = previews.focus_slice(part.mask)
         out_summary["preview_step"] = previews.step_for(volume) if volume is not None else None
-        self.lab._set(
-            self.design_id,
-            status="ready",
-            summary=json.dumps(out_summary, default=str),
-            report=json.dumps(report.to_json(), default=str),
-            files=json.dumps(files),
-            device_id=device_id,
-        )
+        values = {
+            "summary": json.dumps(out_summary, default=str),
+            "report": json.dumps(report.to_json(), default=str),
+        }
+        created: list[tuple[str, str]] = []
+        try:
+            device_id = self._record(d, source, part, identifier, files, created)
+            if not self.lab._finish(self.design_id, files=json.dumps(files), device_id=device_id, **values):
+                raise pipeline.Stopped()  # cancelled meanwhile: the records go, as below
+        except BaseException:
+            self._withdraw(d, created)
+            raise
         return {"design": self.design_id, "status": "ready", "passed": report.passed, "device": device_id}
 
+    def _withdraw(self, d: Any, created: list[tuple[str, str]]) -> None:
+        """Mark what a failed run had recorded as entered in error (FHIR's way to retract), so
+        no Device or DocumentReference points at files that were removed."""
+        lab = self.lab.lab_principal(d.created_by)
+        for res_type, res_id in reversed(created):
+            try:
+                stored = self.lab.records.read(principal=lab, res_type=res_type, res_id=res_id)
+                body = {**(stored.body or {}), "status": "entered-in-error"}
+                self.lab.records.update(principal=lab, res_type=res_type, res_id=res_id, data=body)
+            except MedweaveError:
+                log.warning("could not withdraw a record of design %s", self.design_id)
+
     def _record(
-        self, d: Any, source: Any, part: pipeline.Part, identifier: str, files: list[dict[str, Any]]
+        self,
+        d: Any,
+        source: Any,
+        part: pipeline.Part,
+        identifier: str,
+        files: list[dict[str, Any]],
+        created: list[tuple[str, str]],
     ) -> str:
         """The Device (every parameter, the source study and series) and one DocumentReference
         per file (its SHA-256), written as the lab user; the store audits both."""
         lab = self.lab.lab_principal(d.created_by)
-        summary = json.loads(source.summary)
+        summary = self.lab.input_summary(source.id)
         body = resources.device(
             patient_id=d.patient_id,
             kind=d.kind,
@@ -176,6 +192,7 @@ class DesignRun:
             request_id=d.request_id,
         )
         device_id = self.lab.records.create(principal=lab, res_type="Device", data=body).res_id
+        created.append(("Device", device_id))
         for f in files:
             doc = resources.document_reference(
                 patient_id=d.patient_id,
@@ -190,4 +207,5 @@ class DesignRun:
             f["document"] = self.lab.records.create(
                 principal=lab, res_type="DocumentReference", data=doc
             ).res_id
+            created.append(("DocumentReference", f["document"]))
         return device_id

@@ -19,10 +19,12 @@ rest and crypto-shredded with the patient.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import secrets
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from medweave.config import Settings
 from medweave.db import read_tx, write_tx
-from medweave.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from medweave.errors import Conflict, Gone, InvalidInput, NotFound, PermissionDenied
+from medweave.jobs import JobClient, JobState
 from medweave.printing import pipeline, previews, resources
 from medweave.printing.tables import print_designs, print_inputs, print_requests
 from medweave.records.service import RecordService
@@ -48,10 +52,18 @@ DESIGN_DEFAULTS: dict[str, dict[str, Any]] = {
     "splint": {"thickness_mm": 3.0, "clearance_mm": 1.0, "vent_diameter_mm": 6.0},
 }
 OPEN = ("queued", "running")
+#: Decrypted slice previews kept in memory (up to ~20 MB each for a 512x512x300 CT), for the viewer.
+PREVIEWS_KEPT = 4
+#: A design with no job this long after it was created was never queued (the enqueue failed).
+UNQUEUED_GRACE_S = 60.0
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _suffix(name: str) -> str:
@@ -84,6 +96,8 @@ class PrintLab:
         self.engine = records.engine
         self.config = config
         self.root = config.data_dir / "print"
+        self._lock = threading.Lock()
+        self._previews: dict[str, dict[str, Any]] = {}  # design id -> decrypted slice stacks, oldest first
 
     # -- who ------------------------------------------------------------------------------------
     @staticmethod
@@ -101,13 +115,38 @@ class PrintLab:
             raise NotFound("no such print request")
         return row
 
-    def open_request(self, principal: Principal, request_id: str) -> Any:
-        """The request's row, if ``principal`` may work on it (else 404, as for a missing one)."""
+    def open_request(self, principal: Principal, request_id: str, *, write: bool = False) -> Any:
+        """The request's row, if ``principal`` may work on it (else 404, as for a missing one).
+
+        Clinicians read the ``ServiceRequest`` with their own credentials; to change anything
+        (``write``) they must also be allowed to write the patient's record, so read-only
+        break-glass access does not let them write through the lab. Lab technicians reach it
+        only while the ``ServiceRequest`` itself is active: revoked, completed, entered in error
+        or deleted through the FHIR API, it closes to the lab at once.
+        """
         self.require_lab(principal)
         row = self._request_row(request_id)
         if principal.role == Role.CLINICIAN:
             self.records.read(principal=principal, res_type="ServiceRequest", res_id=request_id)
-        elif row.status != "active":
+            if write:
+                self.records.require_writer(principal=principal, patient_id=row.patient_id)
+            return row
+        if row.status != "active":
+            raise NotFound("no such print request")
+        try:
+            sr = self.records.read(
+                principal=self.lab_principal(principal.subject), res_type="ServiceRequest", res_id=request_id
+            )
+            status = (sr.body or {}).get("status")
+        except (NotFound, Gone):
+            status = "deleted"
+        if status != "active":
+            with write_tx(self.engine) as conn:
+                conn.execute(
+                    update(print_requests)
+                    .where(print_requests.c.id == request_id)
+                    .values(status=str(status)[:16])
+                )
             raise NotFound("no such print request")
         return row
 
@@ -172,7 +211,7 @@ class PrintLab:
             if principal.role == Role.CLINICIAN:
                 try:
                     self.records.read(principal=principal, res_type="ServiceRequest", res_id=row.id)
-                except NotFound:
+                except (NotFound, Gone):
                     continue
             d = latest.get(row.id)
             out.append(
@@ -206,14 +245,26 @@ class PrintLab:
         return {
             "row": row,
             "request": body,
-            "inputs": [{**dict(i._mapping), "summary": json.loads(i.summary)} for i in inputs],
+            "inputs": [self._input_dict(i) for i in inputs],
             "designs": [self._design_dict(d) for d in designs],
         }
+
+    def _input_dict(self, i: Any) -> dict[str, Any]:
+        text = self._open_text(i.patient_id, f"input/{i.id}", i.summary)
+        return {**dict(i._mapping), "summary": json.loads(text or "{}")}
+
+    def input_summary(self, input_id: str) -> dict[str, Any]:
+        """What was read from an attached study (for the design job)."""
+        with read_tx(self.engine) as conn:
+            i = conn.execute(select(print_inputs).where(print_inputs.c.id == input_id)).first()
+        if i is None:
+            raise NotFound("no such study")
+        return self._input_dict(i)["summary"]
 
     # -- inputs ---------------------------------------------------------------------------------
     def attach_upload(self, principal: Principal, request_id: str, *, filename: str, data: bytes) -> str:
         """A DICOM zip or file, or a NIfTI file (CT or MRI), or for a splint a limb scan."""
-        row = self.open_request(principal, request_id)
+        row = self.open_request(principal, request_id, write=True)
         suffix = _suffix(filename)
         allowed = SCAN_SUFFIXES if row.kind == "splint" else STUDY_SUFFIXES
         if suffix not in allowed:
@@ -226,7 +277,7 @@ class PrintLab:
         """Several files of one DICOM folder (a browser's folder upload), kept together as a zip."""
         if len(files) == 1:
             return self.attach_upload(principal, request_id, filename=files[0][0], data=files[0][1])
-        row = self.open_request(principal, request_id)
+        row = self.open_request(principal, request_id, write=True)
         if row.kind == "splint":
             raise InvalidInput("upload one limb scan for a splint")
         if sum(len(data) for _, data in files) > self.config.max_bytes:
@@ -242,7 +293,7 @@ class PrintLab:
     ) -> str:
         from medweave.printing.pacs import pull_study
 
-        row = self.open_request(principal, request_id)
+        row = self.open_request(principal, request_id, write=True)
         if not self.config.pacs_url:
             raise InvalidInput("no PACS is configured (MEDWEAVE_PACS_URL)")
         with tempfile.TemporaryDirectory() as tmp:
@@ -250,41 +301,75 @@ class PrintLab:
             pull_study(
                 self.config.pacs_url, study_uid.strip(), out, series_uid=(series_uid or "").strip() or None
             )
+            pulled = sorted(f for f in out.rglob("*") if f.is_file())
+            if sum(f.stat().st_size for f in pulled) > self.config.max_bytes:
+                raise InvalidInput("the study is larger than the print lab's limit; pull one series")
             buf = io.BytesIO()
             with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-                for f in sorted(out.rglob("*")):
-                    if f.is_file():
-                        zf.write(f, f.relative_to(out).as_posix())
+                for f in pulled:
+                    zf.write(f, f.relative_to(out).as_posix())
         return self._attach(principal, row, suffix=".zip", data=buf.getvalue())
 
     def _attach(self, principal: Principal, row: Any, *, suffix: str, data: bytes) -> str:
+        """Check the upload, store it sealed with its row, then record the ImagingStudy; a failure
+        at any step leaves neither file, row nor record behind."""
         input_id = f"in_{secrets.token_hex(8)}"
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"input{suffix}"
             path.write_bytes(data)
             summary, study = self._inspect(row, path)
-        imaging_study_id = None
-        lab = self.lab_principal(principal.subject)
-        if study is not None:
-            body = resources.imaging_study(patient_id=row.patient_id, source=study, request_id=row.id)
-            imaging_study_id = self.records.create(principal=lab, res_type="ImagingStudy", data=body).res_id
         name = f"{row.id}/{input_id}{suffix}"
+        sealed_summary = self._seal_text(row.patient_id, f"input/{input_id}", json.dumps(summary))
         self._write(row.patient_id, name, data)
-        with write_tx(self.engine) as conn:
-            conn.execute(
-                print_inputs.insert().values(
-                    id=input_id,
-                    request_id=row.id,
-                    patient_id=row.patient_id,
-                    kind="scan" if row.kind == "splint" else "study",
-                    name=name,
-                    imaging_study_id=imaging_study_id,
-                    summary=json.dumps(summary),
-                    created_at=_now(),
-                    created_by=principal.subject,
+        try:
+            with write_tx(self.engine) as conn:
+                conn.execute(
+                    print_inputs.insert().values(
+                        id=input_id,
+                        request_id=row.id,
+                        patient_id=row.patient_id,
+                        kind="scan" if row.kind == "splint" else "study",
+                        name=name,
+                        imaging_study_id=None,
+                        summary=sealed_summary,
+                        created_at=_now(),
+                        created_by=principal.subject,
+                    )
                 )
-            )
+            if study is not None:
+                body = resources.imaging_study(patient_id=row.patient_id, source=study, request_id=row.id)
+                lab = self.lab_principal(principal.subject)
+                imaging_study_id = self.records.create(
+                    principal=lab, res_type="ImagingStudy", data=body
+                ).res_id
+                with write_tx(self.engine) as conn:
+                    conn.execute(
+                        update(print_inputs)
+                        .where(print_inputs.c.id == input_id)
+                        .values(imaging_study_id=imaging_study_id)
+                    )
+        except BaseException:
+            with write_tx(self.engine) as conn:
+                conn.execute(print_inputs.delete().where(print_inputs.c.id == input_id))
+            (self.root / name).unlink(missing_ok=True)
+            raise
         return input_id
+
+    def _seal_text(self, patient_id: str, what: str, text: str) -> str:
+        """Text about a patient kept in the lab's tables (study UIDs, a clinician's reason), sealed
+        under their key so that erasing them shreds it too."""
+        blob = self.records.seal_for_patient(
+            patient_id=patient_id, data=text.encode(), aad=f"print:{what}".encode()
+        )
+        return base64.b64encode(blob).decode("ascii")
+
+    def _open_text(self, patient_id: str, what: str, sealed: str | None) -> str | None:
+        if not sealed:
+            return None
+        blob = base64.b64decode(sealed)
+        return self.records.open_for_patient(
+            patient_id=patient_id, blob=blob, aad=f"print:{what}".encode()
+        ).decode()
 
     def _inspect(self, row: Any, path: Path) -> tuple[dict[str, Any], Any]:
         if row.kind == "splint":
@@ -316,6 +401,7 @@ class PrintLab:
     # -- designs --------------------------------------------------------------------------------
     def _design_dict(self, d: Any) -> dict[str, Any]:
         out = dict(d._mapping)
+        out["decision_reason"] = self._open_text(d.patient_id, f"decision/{d.id}", d.decision_reason)
         for key in ("params", "summary", "report", "files"):
             out[key] = json.loads(out[key]) if out.get(key) else None
         return out
@@ -328,49 +414,70 @@ class PrintLab:
         self.open_request(principal, d.request_id)
         return self._design_dict(d)
 
+    def job_of(self, design: dict[str, Any] | Any) -> Any | None:
+        """The design's job as stored, or None if it has none (or it is gone)."""
+        job_id = design["job_id"] if isinstance(design, dict) else design.job_id
+        if not job_id:
+            return None
+        try:
+            return JobClient(self.engine).get(job_id)
+        except NotFound:
+            return None
+
     def start_design(
         self, principal: Principal, request_id: str, *, input_id: str, params: dict[str, Any]
     ) -> str:
-        row = self.open_request(principal, request_id)
-        merged = {
-            **DESIGN_DEFAULTS[row.kind],
-            **{k: v for k, v in params.items() if k in DESIGN_DEFAULTS[row.kind]},
-        }
+        row = self.open_request(principal, request_id, write=True)
+        allowed = DESIGN_DEFAULTS[row.kind]
+        merged = {**allowed, **{k: v for k, v in params.items() if k in allowed}}
         design_id = f"pd_{secrets.token_hex(8)}"
-        with write_tx(self.engine) as conn:
-            found = conn.execute(
-                select(print_inputs.c.id).where(
-                    print_inputs.c.id == input_id, print_inputs.c.request_id == request_id
-                )
-            ).first()
-            if found is None:
-                raise InvalidInput("choose a study or scan attached to this request")
-            busy = conn.execute(
-                select(print_designs.c.id).where(
+        with read_tx(self.engine) as conn:
+            stale = conn.execute(
+                select(print_designs.c.id, print_designs.c.job_id, print_designs.c.created_at).where(
                     print_designs.c.request_id == request_id, print_designs.c.status.in_(OPEN)
                 )
-            ).first()
-            if busy is not None:
-                raise Conflict("a design of this request is still running")
-            last = conn.execute(
-                select(print_designs.c.iteration)
-                .where(print_designs.c.request_id == request_id)
-                .order_by(print_designs.c.iteration.desc())
-            ).first()
-            conn.execute(
-                print_designs.insert().values(
-                    id=design_id,
-                    request_id=request_id,
-                    patient_id=row.patient_id,
-                    input_id=input_id,
-                    kind=row.kind,
-                    iteration=(last.iteration if last else 0) + 1,
-                    status="queued",
-                    params=json.dumps(merged),
-                    created_at=_now(),
-                    created_by=principal.subject,
+            ).all()
+        for other in stale:  # a design whose job is over, or that never got one, no longer blocks
+            job = self.job_of(other)
+            if job is not None or (_now() - _aware(other.created_at)).total_seconds() > UNQUEUED_GRACE_S:
+                self.settle(other.id, job)
+        try:
+            with write_tx(self.engine) as conn:
+                found = conn.execute(
+                    select(print_inputs.c.id).where(
+                        print_inputs.c.id == input_id, print_inputs.c.request_id == request_id
+                    )
+                ).first()
+                if found is None:
+                    raise InvalidInput("choose a study or scan attached to this request")
+                busy = conn.execute(
+                    select(print_designs.c.id).where(
+                        print_designs.c.request_id == request_id, print_designs.c.status.in_(OPEN)
+                    )
+                ).first()
+                if busy is not None:
+                    raise Conflict("a design of this request is still running")
+                last = conn.execute(
+                    select(print_designs.c.iteration)
+                    .where(print_designs.c.request_id == request_id)
+                    .order_by(print_designs.c.iteration.desc())
+                ).first()
+                conn.execute(
+                    print_designs.insert().values(
+                        id=design_id,
+                        request_id=request_id,
+                        patient_id=row.patient_id,
+                        input_id=input_id,
+                        kind=row.kind,
+                        iteration=(last.iteration if last else 0) + 1,
+                        status="queued",
+                        params=json.dumps(merged),
+                        created_at=_now(),
+                        created_by=principal.subject,
+                    )
                 )
-            )
+        except IntegrityError:  # another design of this request was started at the same moment
+            raise Conflict("a design of this request was started at the same time") from None
         return design_id
 
     def keep_component(self, principal: Principal, design_id: str, *, i: int, j: int, k: int) -> str:
@@ -390,9 +497,42 @@ class PrintLab:
         with write_tx(self.engine) as conn:
             conn.execute(update(print_designs).where(print_designs.c.id == design_id).values(job_id=job_id))
 
-    def _set(self, design_id: str, **values: Any) -> None:
+    def _claim(self, design_id: str) -> bool:
+        """queued -> running; False if the design was cancelled (or settled) meanwhile."""
         with write_tx(self.engine) as conn:
-            conn.execute(update(print_designs).where(print_designs.c.id == design_id).values(**values))
+            done = conn.execute(
+                update(print_designs)
+                .where(print_designs.c.id == design_id, print_designs.c.status.in_(OPEN))
+                .values(status="running", error=None)
+            )
+        return done.rowcount == 1
+
+    def _end(self, design_id: str, **values: Any) -> bool:
+        """Move an open design to its end state; False if it had already ended (never overwrite a
+        cancel with a result, or a result with a cancel)."""
+        with write_tx(self.engine) as conn:
+            done = conn.execute(
+                update(print_designs)
+                .where(print_designs.c.id == design_id, print_designs.c.status.in_(OPEN))
+                .values(**values)
+            )
+        return done.rowcount == 1
+
+    def _finish(self, design_id: str, **values: Any) -> bool:
+        return self._end(design_id, status="ready", **values)
+
+    def settle(self, design_id: str, job: Any | None) -> None:
+        """Bring an open design in line with its job: a job that failed or was cancelled without
+        the design knowing (its worker died, an admin cancelled it while queued), or a design
+        whose job was never queued, ends too, so it cannot hold its request forever."""
+        if job is None:
+            self._end(design_id, status="failed", error="the design was never queued; start it again")
+        elif job.state == JobState.CANCELLED:
+            self._end(design_id, status="cancelled")
+        elif job.state in (JobState.FAILED, JobState.DONE):
+            self._end(
+                design_id, status="failed", error=job.error or "the design's job ended without a result"
+            )
 
     def run_design(
         self,
@@ -407,44 +547,59 @@ class PrintLab:
         return DesignRun(self, design_id).run(progress=progress, cancelled=cancelled)
 
     def cancel_design(self, design_id: str) -> None:
-        self._set(design_id, status="cancelled")
+        self._end(design_id, status="cancelled")
 
     # -- decision -------------------------------------------------------------------------------
     def decide(self, principal: Principal, design_id: str, *, approve: bool, reason: str) -> None:
-        """A clinician who may read the patient's record approves or rejects a ready design."""
+        """A clinician who may write the patient's record approves or rejects a ready design.
+
+        The design's row is claimed first (ready -> approved/rejected, only while its request is
+        open), so two decisions cannot both go through; then the Device and the ServiceRequest
+        are updated, as that clinician.
+        """
         if principal.role != Role.CLINICIAN:
             raise PermissionDenied("only a clinician approves or rejects a design")
         d = self.design(principal, design_id)
-        if d["status"] != "ready":
-            raise Conflict("only a finished design that is not yet decided can be approved or rejected")
-        if not approve and not reason.strip():
+        self.records.require_writer(principal=principal, patient_id=d["patient_id"])
+        reason = reason.strip()[:2000]
+        if not approve and not reason:
             raise InvalidInput("say why the design is rejected")
+        # Sealed before the transaction: sealing reads the patient's key in a transaction of its own.
+        sealed = self._seal_text(d["patient_id"], f"decision/{design_id}", reason) if reason else None
+        with write_tx(self.engine) as conn:
+            open_request = select(print_requests.c.id).where(
+                print_requests.c.id == d["request_id"], print_requests.c.status == "active"
+            )
+            done = conn.execute(
+                update(print_designs)
+                .where(
+                    print_designs.c.id == design_id,
+                    print_designs.c.status == "ready",
+                    print_designs.c.request_id.in_(open_request.scalar_subquery()),
+                )
+                .values(
+                    status="approved" if approve else "rejected",
+                    decided_at=_now(),
+                    decided_by=principal.subject,
+                    decision_reason=sealed,
+                )
+            )
+            if done.rowcount != 1:
+                raise Conflict("only a finished design of an open request, not yet decided, can be decided")
+            if approve:
+                conn.execute(
+                    update(print_requests)
+                    .where(print_requests.c.id == d["request_id"])
+                    .values(status="completed")
+                )
         if d["device_id"]:
             dev = self.records.read(principal=principal, res_type="Device", res_id=d["device_id"])
             body = dict(dev.body or {})
             if approve:
                 body["status"] = "active"
-            body.setdefault("note", []).append(
-                {
-                    "text": f"{'Approved' if approve else 'Rejected'}: {reason.strip()}"
-                    if reason.strip()
-                    else "Approved"
-                }
-            )
+            verdict = "Approved" if approve else "Rejected"
+            body.setdefault("note", []).append({"text": f"{verdict}: {reason}" if reason else verdict})
             self.records.update(principal=principal, res_type="Device", res_id=d["device_id"], data=body)
-        with write_tx(self.engine) as conn:
-            done = conn.execute(
-                update(print_designs)
-                .where(print_designs.c.id == design_id, print_designs.c.status == "ready")
-                .values(
-                    status="approved" if approve else "rejected",
-                    decided_at=_now(),
-                    decided_by=principal.subject,
-                    decision_reason=reason.strip()[:2000] or None,
-                )
-            )
-            if done.rowcount != 1:
-                raise Conflict("the design was decided by someone else meanwhile")
         if approve:
             sr = self.records.read(principal=principal, res_type="ServiceRequest", res_id=d["request_id"])
             self.records.update(
@@ -453,12 +608,6 @@ class PrintLab:
                 res_id=d["request_id"],
                 data={**(sr.body or {}), "status": "completed"},
             )
-            with write_tx(self.engine) as conn:
-                conn.execute(
-                    update(print_requests)
-                    .where(print_requests.c.id == d["request_id"])
-                    .values(status="completed")
-                )
 
     # -- reading files --------------------------------------------------------------------------
     def file(self, principal: Principal, design_id: str, name: str) -> bytes:
@@ -469,6 +618,13 @@ class PrintLab:
         return self._read(d["patient_id"], f"{d['request_id']}/{design_id}/{name}")
 
     def slice_png(self, principal: Principal, design_id: str, k: int, layer: str) -> bytes:
-        d = self.design(principal, design_id)
-        preview = self._read(d["patient_id"], f"{d['request_id']}/{design_id}/preview.npz")
+        d = self.design(principal, design_id)  # access is checked on every call, cached or not
+        with self._lock:
+            preview = self._previews.get(design_id)
+        if preview is None:
+            preview = previews.load(self._read(d["patient_id"], f"{d['request_id']}/{design_id}/preview.npz"))
+            with self._lock:  # the viewer asks for many slices in a row: keep the last few stacks
+                self._previews[design_id] = preview
+                while len(self._previews) > PREVIEWS_KEPT:
+                    self._previews.pop(next(iter(self._previews)))
         return previews.slice_png(preview, k, layer)

@@ -246,6 +246,21 @@ class RecordService(Queries):
                 conn.execute(text("VACUUM search_index"))
                 conn.execute(text("VACUUM resources"))
 
+    def require_writer(self, *, principal: Principal, patient_id: str, res_type: str = "Device") -> None:
+        """Raise unless ``principal`` may create ``res_type`` records for this patient (a service
+        that writes on a user's behalf asks first, so it never writes more than they may)."""
+        with read_tx(self.engine) as conn:
+            access.require_writable(
+                conn,
+                principal,
+                res_type=res_type,
+                res_id="-",
+                op="create",
+                old_patient=None,
+                new_patient=patient_id,
+                exists=False,
+            )
+
     # -- files under a patient's key ------------------------------------------------------------
     def seal_for_patient(self, *, patient_id: str, data: bytes, aad: bytes) -> bytes:
         """Encrypt a file (a CT study, a mesh) under the patient's data key, so that it is

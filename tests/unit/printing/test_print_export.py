@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import locale
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import lib3mf
@@ -20,6 +22,15 @@ from meshes_support import hollow_sphere, l_bracket
 def _sorted_triangles(tri: np.ndarray) -> np.ndarray:
     t = np.round(tri, 4).reshape(len(tri), 9)
     return t[np.lexsort(t.T[::-1])]
+
+
+@pytest.fixture(autouse=True)
+def keep_locale() -> Iterator[None]:
+    """lib3mf sets the process's C locale to "C" when it reads or writes (seen in CI: every later
+    test that opened a UTF-8 file with the default encoding then failed). Put it back."""
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    locale.setlocale(locale.LC_ALL, saved)
 
 
 def test_stl_round_trip_and_trimesh_reads_the_same(tmp_path: Path) -> None:
@@ -155,3 +166,17 @@ def test_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.Mo
         write_stl(l_bracket(), path)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["keep.stl"]
+
+
+def test_3mf_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """A UTF-16 model part could hide a DOCTYPE from a byte search; 3MF parts are UTF-8 only."""
+    import zipfile
+
+    path = tmp_path / "utf16.3mf"
+    model = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE m [<!ENTITY a "b">]><model/>'
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("_rels/.rels", "<Relationships/>")
+        zf.writestr("3D/3dmodel.model", model.encode("utf-16"))
+    with pytest.raises(InvalidInput, match="not UTF-8"):
+        read_3mf(path)

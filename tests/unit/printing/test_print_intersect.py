@@ -99,3 +99,15 @@ def test_pair_of_triangles_matches_reference(shape, q, shift, q_both) -> None:
     both = _rotation(np.array(q_both))
     mesh = Mesh(np.concatenate([t1, t2]) @ both.T, np.array([[0, 1, 2], [3, 4, 5]]))
     assert self_intersections(mesh) == int(margin > 0)
+
+
+def test_a_crossing_whose_ends_lie_on_edges_of_both_is_counted() -> None:
+    """Found by hypothesis in CI: two triangles meeting at one corner position (not a shared
+    vertex) and crossing along a segment from it to a point where their edges cross. No edge
+    pierces the other triangle's interior, so edge-triangle tests alone miss it."""
+    t1 = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, -1.0]])
+    t2 = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [-1.0, 1.0, 0.0]])
+    assert self_intersections(Mesh(np.concatenate([t1, t2]), np.array([[0, 1, 2], [3, 4, 5]]))) == 1
+    # Touching at that one corner only is not a crossing.
+    t3 = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, -1.0, 0.0]])
+    assert self_intersections(Mesh(np.concatenate([t1, t3]), np.array([[0, 1, 2], [3, 4, 5]]))) == 0

@@ -8,6 +8,7 @@ the patient; these routes only read forms and render. Uploads are multipart bodi
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -18,8 +19,8 @@ from starlette.responses import Response
 
 from medweave.errors import InvalidInput, NotFound, PayloadTooLarge
 from medweave.identity import check_csrf
-from medweave.jobs import JobClient, JobState
-from medweave.printing.service import DESIGN_DEFAULTS, PrintLab
+from medweave.jobs import TERMINAL_STATES, JobClient, JobState
+from medweave.printing.service import DESIGN_DEFAULTS, OPEN, PrintLab
 from medweave.security.principal import Role
 from medweave.web.pages import routing
 from medweave.web.pages import session as cookies
@@ -100,10 +101,22 @@ def request_page(
         detail=detail,
         patient=_patient_name(current, lab, row.patient_id),
         defaults=DESIGN_DEFAULTS[row.kind],
+        names=_usernames(current, {d["created_by"] for d in detail["designs"]}),
         pacs=bool(lab.config.pacs_url),
         may_design=request.app.state.jobs is not None,
         accept=".stl,.ply,.obj" if row.kind == "splint" else ".zip,.dcm,.nii,.gz",
     )
+
+
+def _usernames(current: Current, user_ids: set[str]) -> dict[str, str]:
+    """Who started each design, by user name (the tables keep the user id)."""
+    names = {}
+    for user_id in user_ids:
+        try:
+            names[user_id] = current.identity.get_user(user_id).username
+        except NotFound:
+            names[user_id] = "a former user"
+    return names
 
 
 async def _upload(request: Request, max_bytes: int) -> list[tuple[str, bytes]]:
@@ -160,19 +173,28 @@ def pull(
     return redirect(f"/print/requests/{request_id}")
 
 
+#: Design fields that may be left empty to mean "none" (the preset's threshold; no uniform plate).
+NULLABLE = frozenset({"iso", "thickness_mm"})
+
+
 def _params(kind: str, form: Form) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in DESIGN_DEFAULTS[kind]:
+    for key, default in DESIGN_DEFAULTS[kind].items():
         raw = form.get(key)
         if key == "preset":
             out[key] = raw or "bone"
+        elif key == "seeds":
+            continue  # set by clicks on the slices, not by this form
         elif raw == "":
-            out[key] = None if key in ("iso", "thickness_mm") else DESIGN_DEFAULTS[kind][key]
+            out[key] = None if key in NULLABLE and kind != "splint" else default
         else:
             try:
-                out[key] = float(raw)
+                value = float(raw)
             except ValueError:
-                raise InvalidInput(f"{key.replace('_', ' ')} must be a number") from None
+                value = math.nan
+            if not math.isfinite(value):
+                raise InvalidInput(f"{key.replace('_', ' ')} must be a number")
+            out[key] = value
     return out
 
 
@@ -192,8 +214,7 @@ def start_design(
     design_id = lab.start_design(
         current.principal, row.id, input_id=form.get("input"), params=_params(row.kind, form)
     )
-    job_id = jobs.enqueue("print.design", {"design_id": design_id})
-    lab.attach_job(design_id, job_id)
+    _enqueue(lab, jobs, design_id)
     return redirect(f"/print/designs/{design_id}")
 
 
@@ -234,18 +255,23 @@ def _checks(report: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
+def _enqueue(lab: PrintLab, jobs: JobClient, design_id: str) -> None:
+    try:
+        job_id = jobs.enqueue("print.design", {"design_id": design_id})
+    except Exception:
+        lab.settle(design_id, None)  # never queued: it must not hold the request
+        raise
+    lab.attach_job(design_id, job_id)
+
+
 def _progress(request: Request, current: Current, design_id: str) -> dict[str, Any]:
     lab = _lab(request)
     d = lab.design(current.principal, _design_id(design_id))
-    job = None
-    jobs: JobClient | None = request.app.state.jobs
-    if d["job_id"]:
-        client = jobs if jobs is not None else JobClient(current.records.engine)
-        job = client.get(d["job_id"])
-        if d["status"] in ("queued", "running") and job.state in (JobState.CANCELLED, JobState.FAILED):
-            d["status"] = "cancelled" if job.state == JobState.CANCELLED else "failed"
-            d["error"] = d["error"] or job.error
-    active = d["status"] in ("queued", "running")
+    job = lab.job_of(d)
+    if d["status"] in OPEN and job is not None and job.state in TERMINAL_STATES:
+        lab.settle(d["id"], job)  # the job ended without the design knowing (a worker died)
+        d = lab.design(current.principal, d["id"])
+    active = d["status"] in OPEN
     return {"d": d, "job": job, "polling": POLL if active else None, "active": active}
 
 
@@ -277,6 +303,7 @@ def design_page(request: Request, design_id: str, current: Current = Depends(rou
         slices=slices,
         focus=(d.get("summary") or {}).get("preview_focus"),
         checks=_checks(d["report"]),
+        decider=_usernames(current, {d["decided_by"]}).get(d["decided_by"], "") if d["decided_by"] else "",
         may_keep=d["kind"] == "model" and d["status"] == "ready" and request.app.state.jobs is not None,
         may_decide=current.user.role == Role.CLINICIAN and d["status"] == "ready",
         **ctx,
@@ -310,6 +337,8 @@ def cancel(
         info = client.cancel(d["job_id"])
         if info.state == JobState.CANCELLED:
             _lab(request).cancel_design(d["id"])
+    elif ctx["active"]:
+        _lab(request).settle(d["id"], None)
     return redirect(f"/print/designs/{d['id']}")
 
 
@@ -331,7 +360,7 @@ def keep(
         raise InvalidInput("click on the slice to choose a voxel") from None
     lab = _lab(request)
     new_id = lab.keep_component(current.principal, _design_id(design_id), i=i, j=j, k=k)
-    lab.attach_job(new_id, jobs.enqueue("print.design", {"design_id": new_id}))
+    _enqueue(lab, jobs, new_id)
     return redirect(f"/print/designs/{new_id}")
 
 
@@ -374,4 +403,4 @@ def slice_image(
     require_role(current, *LAB)
     layer = request.query_params.get("layer", "image")
     data = _lab(request).slice_png(current.principal, _design_id(design_id), k, layer)
-    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+    return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
