@@ -191,3 +191,31 @@ def test_bad_input_gets_one_line_and_no_output(case: str, tmp_path: Path) -> Non
     assert "Traceback" not in result.output
     assert not out.exists()
     shutil.rmtree(folder)
+
+
+def test_a_custom_window(phantom_dir: tuple[object, Path], tmp_path: Path) -> None:
+    _phantom, folder = phantom_dir
+    bone = tmp_path / "bone.stl"
+    code, stdout, stderr = run(
+        "print", "model", "--ct", str(folder), "--preset", "custom", "--iso", "300", "--max", "4000",
+        "--out", str(bone),
+    )  # fmt: skip
+    assert code == 0, stderr
+    window = json.loads(stdout)
+    assert window["params"]["hi"] == 4000.0 and window["watertight"] is True
+    code, stdout, _ = run(
+        "print", "model", "--ct", str(folder), "--preset", "bone", "--out", str(tmp_path / "b.stl")
+    )
+    assert abs(window["volume_mm3"] - json.loads(stdout)["volume_mm3"]) < 0.01 * window["volume_mm3"]
+    # A window over soft tissue only (below bone) is a different, larger solid: the head inside the skull.
+    code, stdout, _ = run(
+        "print", "model", "--ct", str(folder), "--preset", "custom", "--iso", "0", "--max", "100",
+        "--out", str(tmp_path / "soft.stl"),
+    )  # fmt: skip
+    assert code == 0 and json.loads(stdout)["volume_mm3"] > 2 * window["volume_mm3"]
+    result = runner.invoke(
+        app, ["print", "model", "--ct", str(folder), "--preset", "custom", "--iso", "500", "--max", "100",
+              "--out", str(tmp_path / "none.stl")],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "above the upper bound" in result.stderr
+    assert not (tmp_path / "none.stl").exists()

@@ -121,12 +121,14 @@ def test_a_model_is_requested_designed_checked_recorded_and_approved(
 
         r = tech.post(
             f"/print/requests/{request_id}/designs",
-            data={"csrf_token": csrf_of(page), "input": input_id, "preset": "bone", "iso": ""},
+            data={"csrf_token": csrf_of(page), "input": input_id, "preset": "custom", "iso": "300", "hi": ""},
         )
         assert r.status_code == 303, r.text
         design_id = r.headers["location"].rsplit("/", 1)[1]
         design = _wait_design(clinic, design_id)
         assert design["status"] == "ready", design.get("error")
+        assert design["params"]["preset"] == "custom" and design["params"]["iso"] == 300.0
+        assert design["params"]["hi"] is None
 
         html = tech.get(f"/print/designs/{design_id}").text
         assert (
@@ -140,7 +142,7 @@ def test_a_model_is_requested_designed_checked_recorded_and_approved(
         device = records.read(principal=OPERATOR, res_type="Device", res_id=design["device_id"]).body
         assert device["patient"]["reference"] == f"Patient/{clinic.patient_id}"
         props = {p["type"]["text"] for p in device["property"]}
-        assert {"preset", "triangles", "smooth"} <= props
+        assert {"preset", "iso", "triangles", "smooth"} <= props
         for f in design["files"]:
             data = tech.get(f"/print/designs/{design_id}/files/{f['name']}")
             assert data.status_code == 200

@@ -41,8 +41,9 @@ def _triangles(value: int) -> int | None:
 @one_line_errors
 def model(
     ct: Path = typer.Option(..., "--ct", help="A DICOM folder, a zip of one, or a NIfTI file."),
-    preset: str = typer.Option(..., "--preset", help="bone or skin."),
-    iso: float | None = typer.Option(None, "--iso", help="Threshold in HU instead of the preset's."),
+    preset: str = typer.Option(..., "--preset", help="bone, skin, or custom (the window --iso to --max)."),
+    iso: float | None = typer.Option(None, "--iso", help="Lower threshold in HU instead of the preset's."),
+    upper: float | None = typer.Option(None, "--max", help="Upper threshold in HU (a window)."),
     out: Path = typer.Option(..., "--out", help="FILE.stl or FILE.3mf"),
     triangles: int = typer.Option(
         pipeline.DEFAULT_TRIANGLES, "--triangles", help="Simplify to this many (0: keep all)."
@@ -53,7 +54,7 @@ def model(
     if out.suffix.lower() not in (".stl", ".3mf"):
         raise fail("the output must be a .stl or .3mf file", 2)
     volume = _load(ct, modalities=frozenset({"CT", "MR"}))
-    part = pipeline.make_model(volume, preset=preset, iso=iso, triangles=_triangles(triangles))
+    part = pipeline.make_model(volume, preset=preset, iso=iso, hi=upper, triangles=_triangles(triangles))
     done = pipeline.export(part, out)
     summary = part.summary()
     summary.update(out=str(out), sha256=done.sha256, source=_source(volume), notes=list(volume.source.notes))

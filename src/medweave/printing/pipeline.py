@@ -26,7 +26,7 @@ from medweave.printing.volume import Volume
 Progress = Callable[[int, int], None]
 Cancelled = Callable[[], bool]
 
-PRESETS = ("bone", "skin")
+PRESETS = ("bone", "skin", "custom")
 #: Triangles a model is simplified to by default: what slicers and the browser viewer handle
 #: without strain, while staying well under the surface deviation of a 0.5 mm CT voxel.
 DEFAULT_TRIANGLES = 250_000
@@ -108,14 +108,17 @@ def make_model(
     *,
     preset: str,
     iso: float | None = None,
+    hi: float | None = None,
     seeds: list[tuple[int, int, int]] | None = None,
     triangles: int | None = DEFAULT_TRIANGLES,
     smooth: int = 20,
     progress: Progress | None = None,
     cancelled: Cancelled | None = None,
 ) -> Part:
-    """An anatomical model: threshold by ``preset`` (or ``iso``), keep the largest component (or
-    the ones under ``seeds``), fill holes, then the surface steps of :mod:`surface`."""
+    """An anatomical model: threshold by ``preset``, with ``iso`` as the lower bound instead of
+    the preset's (and ``hi`` as an upper bound; ``custom`` is the window ``iso`` to ``hi``), keep
+    the largest component (or the ones under ``seeds``), fill holes, then the surface steps of
+    :mod:`surface`."""
     from medweave.printing.segment import segment
 
     if preset not in PRESETS:
@@ -123,11 +126,18 @@ def make_model(
     steps = Steps(["segment", "surface"], progress, cancelled)
     steps.check()
     keep: Any = seeds if seeds else "largest"
-    mask = segment(volume, preset, lo=iso, keep=keep)
+    mask = segment(volume, preset, lo=iso, hi=hi, keep=keep)
     steps.finish("segment")
     result = _surface(mask, 0.5, triangles=triangles, smooth=smooth)
     steps.finish("surface")
-    params = {"preset": preset, "iso": iso, "seeds": seeds or [], "triangles": triangles, "smooth": smooth}
+    params = {
+        "preset": preset,
+        "iso": iso,
+        "hi": hi,
+        "seeds": seeds or [],
+        "triangles": triangles,
+        "smooth": smooth,
+    }
     return Part(result.mesh, "model", params, steps.seconds, _step_rows(result), mask=mask)
 
 

@@ -105,6 +105,7 @@ class DesignRun:
                         volume,
                         preset=str(params["preset"]),
                         iso=None if iso in (None, "") else float(iso),
+                        hi=None if params.get("hi") in (None, "") else float(params["hi"]),
                         seeds=seeds or None,
                         progress=progress,
                         cancelled=cancelled,

@@ -47,7 +47,7 @@ LAB_ROLES = (Role.LAB_TECHNICIAN, Role.CLINICIAN)
 STUDY_SUFFIXES = (".zip", ".dcm", ".nii", ".nii.gz")
 SCAN_SUFFIXES = (".stl", ".ply", ".obj")
 DESIGN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "model": {"preset": "bone", "iso": None, "seeds": []},
+    "model": {"preset": "bone", "iso": None, "hi": None, "seeds": []},
     "implant": {"margin_mm": 2.0, "thickness_mm": None},
     "splint": {"thickness_mm": 3.0, "clearance_mm": 1.0, "vent_diameter_mm": 6.0},
 }

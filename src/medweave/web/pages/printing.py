@@ -174,7 +174,7 @@ def pull(
 
 
 #: Design fields that may be left empty to mean "none" (the preset's threshold; no uniform plate).
-NULLABLE = frozenset({"iso", "thickness_mm"})
+NULLABLE = frozenset({"iso", "hi", "thickness_mm"})
 
 
 def _params(kind: str, form: Form) -> dict[str, Any]:
