@@ -206,9 +206,7 @@ def start_design(
     current: Current = Depends(routing.signed_in),
 ) -> Response:
     require_role(current, *LAB)
-    jobs: JobClient | None = request.app.state.jobs
-    if jobs is None:
-        raise InvalidInput("this server runs no background jobs")
+    jobs = _jobs(request)
     lab = _lab(request)
     row = lab.open_request(current.principal, _id(request_id))
     design_id = lab.start_design(
@@ -253,6 +251,14 @@ def _checks(report: dict[str, Any] | None) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _jobs(request: Request) -> JobClient:
+    """The app's job client; designs run only as background jobs."""
+    jobs: JobClient | None = request.app.state.jobs
+    if jobs is None:
+        raise InvalidInput("this server runs no background jobs")
+    return jobs
 
 
 def _enqueue(lab: PrintLab, jobs: JobClient, design_id: str) -> None:
@@ -351,9 +357,7 @@ def keep(
 ) -> Response:
     """Click to keep: a new iteration keeping the component under the clicked voxel."""
     require_role(current, *LAB)
-    jobs: JobClient | None = request.app.state.jobs
-    if jobs is None:
-        raise InvalidInput("this server runs no background jobs")
+    jobs = _jobs(request)
     try:
         i, j, k = (int(form.get(name)) for name in ("i", "j", "k"))
     except ValueError:
