@@ -4,22 +4,26 @@ no-shows, reschedule, one-time links, and who may do each."""
 from __future__ import annotations
 
 import base64
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from medweave.audit.tables import audit_log
-from medweave.errors import Conflict, InvalidInput, NotFound
+from medweave.errors import Conflict, InvalidInput, MedweaveError, NotFound
 from medweave.records.service import RecordService
 from medweave.security.principal import Principal, Role
 from medweave.security.scopes import ScopeSet
 from medweave.telehealth import schedule, visits
 from medweave.telehealth.availability import Availability, Hours, SlotTime, VisitType
 from medweave.telehealth.booking import book, cancel, reschedule
+from medweave.telehealth.tables import telehealth_bookings
 
 OPERATOR = Principal.internal("test")
 VIDEO = VisitType("standard", 20, 10, "video")
+IN_PERSON = VisitType("clinic", 20, 0, "in-person")
 
 
 def patient_principal(pid: str) -> Principal:
@@ -166,6 +170,81 @@ def test_one_patient_at_a_time(records: RecordService, clinic: dict[str, str]) -
     assert visits.admit(records, principal=grey, appointment_id=second, now=now).state == "in-call"
 
 
+def test_concurrent_admits_let_one_patient_in(records: RecordService, clinic: dict[str, str]) -> None:
+    """Eight waiting patients admitted at once by one clinician (eight browser tabs): one goes in."""
+    start = datetime.now(UTC).replace(microsecond=0)
+    grey = clinician_principal(clinic["practitioner"])
+    waiting = []
+    for n in range(8):
+        pid = create(records, {"resourceType": "Patient", "name": [{"family": f"Queue{n}"}]})
+        at = start + timedelta(minutes=30 * n)
+        aid = booked(records, pid, clinic["practitioner"], at)
+        visits.check_in(records, principal=patient_principal(pid), appointment_id=aid, now=at)
+        waiting.append(aid)
+    barrier = threading.Barrier(len(waiting))
+    outcomes: dict[str, object] = {}
+
+    def attempt(aid: str) -> None:
+        barrier.wait()
+        try:
+            outcomes[aid] = visits.admit(records, principal=grey, appointment_id=aid, now=start)
+        except MedweaveError as exc:
+            outcomes[aid] = exc
+
+    threads = [threading.Thread(target=attempt, args=(aid,)) for aid in waiting]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    admitted = [o for o in outcomes.values() if isinstance(o, visits.Visit)]
+    refused = [o for o in outcomes.values() if isinstance(o, Conflict)]
+    assert (len(admitted), len(refused)) == (1, 7), [type(o).__name__ for o in outcomes.values()]
+    in_call = [aid for aid in waiting if visits.load(records.engine, aid).state == "in-call"]
+    assert in_call == [admitted[0].appointment_id]  # type: ignore[attr-defined]
+
+
+def test_the_database_holds_one_call_per_practitioner(records: RecordService, clinic: dict[str, str]) -> None:
+    """Even a path that skips the lock cannot put a practitioner in two calls."""
+    now = datetime.now(UTC)
+    first = booked(records, clinic["alice"], clinic["practitioner"], now)
+    second = booked(records, clinic["bob"], clinic["practitioner"], now + timedelta(minutes=30))
+    third = booked(records, clinic["bob"], clinic["other"], now)
+    b = telehealth_bookings.c
+    with records.engine.begin() as conn:
+        conn.execute(
+            update(telehealth_bookings)
+            .where(b.appointment_id.in_([first, third]))
+            .values(visit_state="in-call")
+        )  # two practitioners, one call each: allowed
+    with pytest.raises(IntegrityError), records.engine.begin() as conn:
+        conn.execute(
+            update(telehealth_bookings).where(b.appointment_id == second).values(visit_state="in-call")
+        )
+    assert visits.load(records.engine, second).state == "scheduled"
+
+
+def test_in_person_visits_have_no_waiting_room(records: RecordService, clinic: dict[str, str]) -> None:
+    now = datetime.now(UTC)
+    at = now - timedelta(minutes=40)
+    aid = book(
+        records,
+        principal=patient_principal(clinic["alice"]),
+        patient_id=clinic["alice"],
+        practitioner_id=clinic["practitioner"],
+        slot=SlotTime(at, at + timedelta(minutes=20)),
+        visit=IN_PERSON,
+    ).res_id
+    body = records.read(principal=OPERATOR, res_type="Appointment", res_id=aid).body or {}
+    assert body["appointmentType"]["coding"][0]["code"] == "clinic"
+    assert body["serviceType"] == [{"text": "in-person visit"}]
+    assert visits.load(records.engine, aid).modality == "in-person"
+    with pytest.raises(Conflict, match="video"):
+        visits.check_in(records, principal=patient_principal(clinic["alice"]), appointment_id=aid, now=at)
+    # The no-show sweep is for video visits; the front desk records in-person attendance.
+    assert visits.mark_no_shows(records, now=now, grace=timedelta(minutes=15)) == []
+    assert visits.load(records.engine, aid).state == "scheduled"
+
+
 def test_a_visit_in_progress_cannot_be_cancelled(records: RecordService, clinic: dict[str, str]) -> None:
     """A stale page's Cancel must not strand the call: the clinician could never end it."""
     now = datetime.now(UTC)
@@ -226,9 +305,13 @@ def test_reschedule_moves_the_booking_and_frees_the_old_time(
         reschedule(
             records,
             principal=patient_principal(clinic["bob"]),
-            appointment_id=other + "x",
-            slot=SlotTime(start, start + timedelta(minutes=20)),
+            appointment_id=aid,
+            slot=SlotTime(start + timedelta(hours=3), start + timedelta(minutes=200)),
         )
+    assert (records.read(principal=OPERATOR, res_type="Appointment", res_id=aid).body or {})[
+        "start"
+    ] == "2027-01-04T11:00:00Z"  # untouched
+    assert other  # Bob's own booking stays where it was
 
 
 def test_one_time_links(records: RecordService, clinic: dict[str, str]) -> None:

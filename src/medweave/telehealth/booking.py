@@ -71,7 +71,7 @@ def book(
     body["id"] = str(uuid.uuid4())
 
     def run(conn: Connection) -> Stored:
-        _lock_calendar(conn, practitioner_id)
+        lock_calendar(conn, practitioner_id)
         if _overlapping(conn, practitioner_id, slot):
             raise Conflict("that time is already booked")
         stored = records.write_in(
@@ -112,7 +112,7 @@ def cancel(records: RecordService, *, principal: Principal, appointment_id: str)
             raise NotFound(f"Appointment/{appointment_id} is not a live booking")
         if row.visit_state != "scheduled":  # checked in, in the call, or over: not cancellable
             raise Conflict(f"this visit is {row.visit_state} and can no longer be cancelled")
-        _lock_calendar(conn, row.practitioner_id)
+        lock_calendar(conn, row.practitioner_id)
         # Read on this connection: a read through the service would audit inside this transaction.
         current = store.read_current(
             conn, master=records.master, res_type="Appointment", res_id=appointment_id
@@ -155,7 +155,7 @@ def reschedule(
         row = conn.execute(select(telehealth_bookings).where(b.appointment_id == appointment_id)).first()
         if row is None or row.status != "booked" or row.visit_state != "scheduled":
             raise NotFound(f"Appointment/{appointment_id} is not a booking that can move")
-        _lock_calendar(conn, row.practitioner_id)
+        lock_calendar(conn, row.practitioner_id)
         if _overlapping(conn, row.practitioner_id, slot, besides=appointment_id):
             raise Conflict("that time is already booked")
         current = store.read_current(
@@ -195,7 +195,7 @@ def _audited_update(
         return stored
 
 
-def _lock_calendar(conn: Connection, practitioner_id: str) -> None:
+def lock_calendar(conn: Connection, practitioner_id: str) -> None:
     """Take the practitioner's calendar lock for the rest of the transaction (made on first use)."""
     if conn.dialect.name == "postgresql":
         conn.execute(

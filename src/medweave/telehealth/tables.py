@@ -6,7 +6,9 @@ booking is checked and written, so two concurrent bookings of one practitioner t
 other) by practitioner and time, with a unique index on the start of every live booking: even
 without the lock, the database refuses a second booking of the same slot. It also keeps where
 each visit stands (``visit_state``: scheduled, waiting, in-call, finished, no-show), so the
-waiting room and the no-show sweep need no decryption.
+waiting room and the no-show sweep need no decryption. A second unique index allows each
+practitioner one visit ``in-call`` at a time: admitting takes the calendar lock as well, and the
+index holds even if some path forgot it.
 
 ``telehealth_invites`` holds the SHA-256 of each one-time invitation secret, never the secret.
 ``telehealth_availability`` holds each practitioner's published availability (hours, closures,
@@ -52,6 +54,13 @@ telehealth_bookings = Table(
         unique=True,
         sqlite_where=text("status = 'booked'"),
         postgresql_where=text("status = 'booked'"),
+    ),
+    Index(
+        "uq_telehealth_bookings_in_call",
+        "practitioner_id",
+        unique=True,
+        sqlite_where=text("visit_state = 'in-call' AND status = 'booked'"),
+        postgresql_where=text("visit_state = 'in-call' AND status = 'booked'"),
     ),
 )
 

@@ -10,7 +10,8 @@ access rules and the audit trail apply as for the API):
 
 - check-in: the Appointment becomes ``checked-in``;
 - admit: an ``Encounter`` of class ``VR`` (HL7 v3 ActCode "virtual") opens, ``in-progress``,
-  pointing at the Appointment; a clinician admits one patient at a time (409 otherwise);
+  pointing at the Appointment; a clinician admits one patient at a time (409 otherwise; the
+  calendar lock serialises concurrent admits and a unique index backs it);
 - end: the Encounter is ``finished`` with its period and ``length`` in minutes, and the
   Appointment ``fulfilled``;
 - no-show: the Appointment becomes ``noshow`` (run by the sweep as the system).
@@ -29,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 
 from medweave.db import write_tx
 from medweave.errors import Conflict, InvalidInput, NotFound
@@ -37,6 +39,7 @@ from medweave.records.service import RecordService
 from medweave.records.store import Stored
 from medweave.security.principal import Principal, Role
 from medweave.telehealth import rooms
+from medweave.telehealth.booking import lock_calendar
 from medweave.telehealth.tables import telehealth_bookings, telehealth_invites
 
 CHECK_IN_EARLY = timedelta(minutes=30)
@@ -194,13 +197,21 @@ def _set_appointment_status(
 def _move(conn: Connection, visit: Visit, *, from_state: str, **values: Any) -> None:
     """Move the booking on, only if nobody moved it first (a compare-and-set)."""
     b = telehealth_bookings.c
-    done = conn.execute(
-        update(telehealth_bookings)
-        .where(
-            and_(b.appointment_id == visit.appointment_id, b.visit_state == from_state, b.status == "booked")
-        )
-        .values(**values)
-    )
+    try:
+        with conn.begin_nested():
+            done = conn.execute(
+                update(telehealth_bookings)
+                .where(
+                    and_(
+                        b.appointment_id == visit.appointment_id,
+                        b.visit_state == from_state,
+                        b.status == "booked",
+                    )
+                )
+                .values(**values)
+            )
+    except IntegrityError:  # uq_telehealth_bookings_in_call: the practitioner is in another call
+        raise Conflict("finish the visit in progress before admitting the next patient") from None
     if done.rowcount != 1:
         raise Conflict("the visit has moved on; reload the page")
 
@@ -236,6 +247,7 @@ def admit(records: RecordService, *, principal: Principal, appointment_id: str, 
             return visit
         if visit.state != "waiting":
             raise Conflict("only a patient in the waiting room can be admitted")
+        lock_calendar(conn, visit.practitioner_id)  # concurrent admits of one practitioner take turns
         b = telehealth_bookings.c
         busy = conn.execute(
             select(b.appointment_id).where(
