@@ -245,8 +245,11 @@ def prepare_clinic(data_dir: Path, base_url: str, rooms: int) -> list[dict[str, 
             pair[f"headers_{side}"] = {"Origin": base_url, "Cookie": f"medweave-session={token}"}
         pair["room"] = aid
         out.append(pair)
+    # One bench clinician holds all 500 rooms, and a clinician is in one call at a time (a unique
+    # index), so the visits stand in the waiting room, where the clinician may join too; the
+    # socket relays offers, answers and candidates the same way in either state.
     with records.engine.begin() as conn:
-        conn.execute(update(telehealth_bookings).values(visit_state="in-call"))
+        conn.execute(update(telehealth_bookings).values(visit_state="waiting"))
     if records.trail.audit is not None:
         records.trail.audit.close()
     records.engine.dispose()

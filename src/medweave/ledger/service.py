@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -286,7 +285,12 @@ def _salt_for(salts: Salts, patient_id: str | None) -> tuple[bytes, bytes | None
 
 class Sequencer:
     """Runs ``LedgerService.sequence`` every ``interval`` seconds (and at once while a batch was
-    full) in a daemon thread, until ``stop``; then ``after`` (asking witnesses to cosign)."""
+    full) in a daemon thread, until ``stop``.
+
+    ``after`` (asking witnesses to cosign, anchoring) runs on a thread of its own, woken after each
+    batch this process signed and every ``retry`` seconds: a witness or chain endpoint that is
+    slow or down delays its own work, never the sealing of the log.
+    """
 
     def __init__(
         self,
@@ -298,30 +302,46 @@ class Sequencer:
     ) -> None:
         self.ledger = ledger
         self.interval = interval
-        self.after = after  # after a batch this process signed, and every ``retry`` seconds
+        self.after = after
         self.retry = retry
         self._stop = threading.Event()
+        self._signed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="medweave-ledger", daemon=True)
+        self._publisher = threading.Thread(target=self._publish, name="medweave-ledger-publish", daemon=True)
 
     def start(self) -> Sequencer:
         self._thread.start()
+        if self.after is not None:
+            self._publisher.start()
         return self
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._signed.set()
+        for thread in (self._thread, self._publisher):
+            if thread.is_alive():
+                thread.join(timeout)
 
     def _run(self) -> None:
-        last_after = 0.0
         while not self._stop.is_set():
             try:
                 n = self.ledger.sequence()
-                if self.after is not None and (n or time.monotonic() - last_after >= self.retry):
-                    last_after = time.monotonic()
-                    self.after()
             except Exception as exc:  # keep going: the next run retries the same batch
                 _log.error("ledger sequencing failed: %s", type(exc).__name__)
                 n = 0
+            if n:
+                self._signed.set()
             if n < self.ledger.batch:
                 self._stop.wait(self.interval)
+
+    def _publish(self) -> None:
+        assert self.after is not None
+        while not self._stop.is_set():
+            self._signed.wait(self.retry)
+            self._signed.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.after()
+            except Exception as exc:  # a witness or chain endpoint failing: try again later
+                _log.error("ledger publishing failed: %s", type(exc).__name__)

@@ -5,13 +5,18 @@ carries the consistency proof from there. A 409 tells us the size the witness ho
 and ask once more from there. A 200 carries cosignature lines, which are checked against the
 witness's key before they are stored. A checkpoint counts as witnessed once ``quorum`` witnesses
 have cosigned it. Witnesses are configured as ``URL VKEY`` pairs (``MEDWEAVE_LEDGER_WITNESSES``).
+
+``Cosigner`` asks them on a schedule: a witness that failed or refused is left alone for a while
+(5 s, doubling up to 5 minutes, reset by its next success), so a witness that is down costs one
+timeout per wait instead of one per batch, and the others are asked as usual.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -125,3 +130,33 @@ def _ask(ledger: LedgerService, witness: Witness, size: int, client: httpx.Clien
             store.set_witnessed_size(conn, witness.name, size)
         return "cosigned"
     return "failed: the witness keeps moving"
+
+
+@dataclass
+class Cosigner:
+    """``request_cosignatures`` with a back-off per witness; call it after each signed batch."""
+
+    ledger: LedgerService
+    witnesses: list[Witness]
+    first: float = 5.0  # seconds to wait after a first failure
+    most: float = 300.0  # the longest wait
+    clock: Callable[[], float] = time.monotonic
+    client: httpx.Client | None = None
+    _delay: dict[str, float] = field(default_factory=dict)
+    _next: dict[str, float] = field(default_factory=dict)
+
+    def __call__(self) -> dict[str, str]:
+        now = self.clock()
+        due = [w for w in self.witnesses if self._next.get(w.name, now) <= now]
+        outcomes = request_cosignatures(self.ledger, due, client=self.client) if due else {}
+        for name, outcome in outcomes.items():
+            if outcome.startswith(("failed", "refused")):
+                delay = min(self.most, self._delay[name] * 2) if name in self._delay else self.first
+                self._delay[name], self._next[name] = delay, now + delay
+            else:
+                self._delay.pop(name, None)
+                self._next.pop(name, None)
+        for w in self.witnesses:
+            if w.name not in outcomes:
+                outcomes[w.name] = f"waiting: asked again in {self._next[w.name] - now:.0f} s"
+        return outcomes

@@ -27,7 +27,7 @@ from medweave.ledger.anchor import Chain
 from medweave.ledger.anchoring import anchor_latest
 from medweave.ledger.keys import load_or_create_log_key
 from medweave.ledger.service import LedgerService, Sequencer
-from medweave.ledger.witnessing import parse_witnesses, request_cosignatures
+from medweave.ledger.witnessing import Cosigner, parse_witnesses
 from medweave.printing.service import LabConfig, PrintLab
 from medweave.records.service import RecordService
 from medweave.security import cds_jwt
@@ -93,17 +93,20 @@ def ledger_chain(settings: Settings) -> Chain | None:
 
 
 def witness_step(settings: Settings, ledger: LedgerService) -> Callable[[], object] | None:
-    """What the sequencer does after each run: ask the configured witnesses to cosign, then
-    anchor the latest witnessed checkpoint when one is due."""
+    """What the ledger's publisher thread does after each signed batch (and every 10 s): ask the
+    configured witnesses to cosign (each with its own back-off), then anchor the latest witnessed
+    checkpoint when one is due."""
     witnesses = parse_witnesses(settings.ledger_witnesses)
     chain = ledger_chain(settings)
     if not witnesses and chain is None:
         return None
     every = timedelta(seconds=settings.ledger_anchor_interval_s)
 
+    cosign = Cosigner(ledger, witnesses) if witnesses else None
+
     def step() -> None:
-        if witnesses:
-            request_cosignatures(ledger, witnesses)
+        if cosign is not None:
+            cosign()
         if chain is not None:
             anchor_latest(ledger, chain, every=every)
 
