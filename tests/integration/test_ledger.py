@@ -16,6 +16,7 @@ from medweave.ledger.compact import CompactRange
 from medweave.ledger.hashing import leaf_hash
 from medweave.ledger.note import Signer, generate, parse_skey, sign
 from medweave.ledger.service import LedgerCorrupt, LedgerService
+from medweave.ledger.sources import Salts, SourceRows, source
 from medweave.ledger.verify import verify_consistency, verify_inclusion
 from medweave.records import feed
 from medweave.records.service import RecordService
@@ -134,6 +135,26 @@ def test_after_crypto_shredding_the_log_verifies_but_cannot_link(
     report = check(ledger)
     assert report.ok, report.problems
     assert report.unlinkable > 0
+
+
+def test_sources_read_together_are_the_sources_read_one_by_one(
+    records: RecordService, ledger: LedgerService
+) -> None:
+    """verify reads sources in batches; receipts read one. Both must see the same commitment."""
+    pids = clinic(records)
+    ledger.sequence_all()
+    records.erase_patient(principal=OPERATOR, patient_id=pids[1])  # some entries become unlinkable
+    ledger.sequence_all()
+    with records.engine.connect() as conn:
+        entries = list(store.entries(conn))
+        one_by_one = [source(conn, e, Salts(conn, records.master)) for e in entries]
+        salts = Salts(conn, records.master)
+        rows = SourceRows.read(conn, entries, salts)
+        together = [source(conn, e, salts, rows) for e in entries]
+    assert together == one_by_one
+    assert {e.kind for e in entries} == {"audit", "version"}
+    assert any(s.commitment is not None for s in together)
+    assert any(s.commitment is None for s in together)
 
 
 def test_an_audit_row_of_no_patient_keeps_its_own_salt(engine: Engine, ledger: LedgerService) -> None:

@@ -125,6 +125,14 @@ def read_one(conn: Connection, seq: int) -> AuditRecord | None:
     return _to_record(row) if row is not None else None
 
 
+def read_many(conn: Connection, wanted: Sequence[int]) -> dict[int, AuditRecord]:
+    """The stored events among ``wanted``, by ``seq``, in one query (missing ones are absent)."""
+    if not wanted:
+        return {}
+    rows = conn.execute(select(audit_log).where(audit_log.c.seq.in_(list(wanted)))).all()
+    return {int(r.seq): _to_record(r) for r in rows}
+
+
 def seqs(conn: Connection, *, after: int = 0, batch: int = 10_000) -> Iterator[int]:
     """Every stored ``seq`` after ``after``, in order (gaps show)."""
     while True:

@@ -19,7 +19,7 @@ where only a checkpoint root disagrees, the first index after the last checkpoin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from medweave.ledger.checkpoint import open_checkpoint
 from medweave.ledger.compact import CompactRange
 from medweave.ledger.hashing import leaf_hash
 from medweave.ledger.note import NoteError, Verifier
-from medweave.ledger.sources import AUDIT, VERSION, Salts, SourceGone, patient_tag, source
+from medweave.ledger.sources import AUDIT, VERSION, Salts, SourceGone, SourceRows, patient_tag, source
 from medweave.records import feed
 from medweave.security.crypto import MasterKey
 
@@ -156,28 +156,30 @@ def _entries_and_tree(conn: Connection, ctx: _Context, head: store.Head, report:
     last_good = 0
     chunk: list[tuple[tuple[int, int], bytes]] = []
     bad_leaves: set[int] = set()
-    for entry in store.entries(conn):
-        if entry.idx != tree.size:
-            _check_nodes(conn, chunk, report, bad_leaves)  # what came before may be wrong too
-            report.bad(tree.size, f"entry missing or out of order (found index {entry.idx} next)")
-            return
-        report.entries += 1
-        expected = _recompute(conn, entry, salts, ctx.tag_key, report)
-        if expected is not None and expected != entry.leaf_hash:
-            report.bad(entry.idx, f"{entry.kind} {entry.ref}: its source no longer matches the leaf")
-        chunk.extend(tree.append(entry.leaf_hash))
-        root = checkpoints.get(tree.size)
-        if len(chunk) >= _CHUNK or root is not None:  # nodes first: they may name the bad leaf
-            _check_nodes(conn, chunk, report, bad_leaves)
-            chunk = []
-        if root is not None:
-            if root == tree.root():
-                last_good = tree.size
-            else:  # name a place only if no wrong entry or node in the range explains it already
-                found = report.first_bad_index
-                explained = found is not None and last_good <= found < tree.size
-                where = None if explained else last_good
-                report.bad(where, f"the root of the first {tree.size} leaves is not the signed one")
+    for batch in _batches(store.entries(conn), _CHUNK):
+        rows = SourceRows.read(conn, batch, salts)
+        for entry in batch:
+            if entry.idx != tree.size:
+                _check_nodes(conn, chunk, report, bad_leaves)  # what came before may be wrong too
+                report.bad(tree.size, f"entry missing or out of order (found index {entry.idx} next)")
+                return
+            report.entries += 1
+            expected = _recompute(conn, entry, salts, rows, ctx.tag_key, report)
+            if expected is not None and expected != entry.leaf_hash:
+                report.bad(entry.idx, f"{entry.kind} {entry.ref}: its source no longer matches the leaf")
+            chunk.extend(tree.append(entry.leaf_hash))
+            root = checkpoints.get(tree.size)
+            if len(chunk) >= _CHUNK or root is not None:  # nodes first: they may name the bad leaf
+                _check_nodes(conn, chunk, report, bad_leaves)
+                chunk = []
+            if root is not None:
+                if root == tree.root():
+                    last_good = tree.size
+                else:  # name a place only if no wrong entry or node in the range explains it already
+                    found = report.first_bad_index
+                    explained = found is not None and last_good <= found < tree.size
+                    where = None if explained else last_good
+                    report.bad(where, f"the root of the first {tree.size} leaves is not the signed one")
     _check_nodes(conn, chunk, report, bad_leaves)
     if tree.size != head.size:
         report.bad(min(tree.size, head.size), f"the log holds {tree.size} entries, its head says {head.size}")
@@ -186,12 +188,28 @@ def _entries_and_tree(conn: Connection, ctx: _Context, head: store.Head, report:
         report.bad(tree.size, f"checkpoints of size {min(missing)} and more outgrow the stored entries")
 
 
+def _batches(entries: Iterator[store.Entry], size: int) -> Iterator[list[store.Entry]]:
+    batch: list[store.Entry] = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _recompute(
-    conn: Connection, entry: store.Entry, salts: Salts, tag_key: bytes | None, report: Report
+    conn: Connection,
+    entry: store.Entry,
+    salts: Salts,
+    rows: SourceRows,
+    tag_key: bytes | None,
+    report: Report,
 ) -> bytes | None:
     """The leaf hash the entry's source gives now; None if it cannot be known (erased patient)."""
     try:
-        found = source(conn, entry, salts)
+        found = source(conn, entry, salts, rows)
     except SourceGone as exc:
         report.bad(entry.idx, str(exc))
         return None

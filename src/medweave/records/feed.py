@@ -108,6 +108,27 @@ def version(conn: Connection, *, res_type: str, res_id: str, version_id: int) ->
     return _facts(row) if row is not None else None
 
 
+def versions_of(
+    conn: Connection, wanted: Sequence[tuple[str, str, int]]
+) -> dict[tuple[str, str, int], VersionFacts]:
+    """The stored versions among ``wanted`` (type, id, version), one query per resource type.
+
+    It asks by resource id (the primary key's prefix, which both databases search well; SQLite
+    scans the table for a list of row values) and keeps the versions asked for."""
+    by_type: dict[str, set[str]] = {}
+    for res_type, res_id, _ in wanted:
+        by_type.setdefault(res_type, set()).add(res_id)
+    keep, found = set(wanted), {}
+    v = resource_versions.c
+    for res_type, ids in by_type.items():
+        rows = conn.execute(select(*_COLUMNS).where(v.res_type == res_type, v.res_id.in_(sorted(ids))))
+        for row in rows:
+            key = (row.res_type, row.res_id, int(row.version_id))
+            if key in keep:
+                found[key] = _facts(row)
+    return found
+
+
 def versions(conn: Connection, *, batch: int = 1000) -> Iterator[VersionFacts]:
     """Every stored version, in key order, read in batches."""
     v = resource_versions.c
