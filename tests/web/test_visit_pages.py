@@ -158,6 +158,11 @@ def test_patient_books_reschedules_and_cancels_from_the_pages(
     assert post(bob, f"/visits/{aid}/cancel").status_code == 404
     assert bob.get(f"/visits/{aid}").status_code == 404
     assert bob.get(f"/fhir/Appointment/{aid}").status_code == 404
+    assert bob.get(f"/fhir/Appointment/{aid}/$ics").status_code == 404
+    assert aid in alice.get(f"/fhir/Appointment?patient={clinic.patient_id}").text  # her search finds it
+    for query in (f"?patient={clinic.patient_id}", f"?actor=Patient/{clinic.patient_id}", ""):
+        found = bob.get(f"/fhir/Appointment{query}")  # his searches do not, whatever he asks
+        assert found.status_code in (200, 403) and aid not in found.text, query
     assert bob.get(f"/visits/{aid}/room").status_code == 404
     assert aid not in bob.get("/visits").text
     assert post(alice, f"/visits/{aid}/cancel").status_code == 303
@@ -329,6 +334,22 @@ def test_one_time_link_lets_a_guest_in_once(
     assert bob.get(f"/visits/{aid}/room").json()["role"] == "guest"
     stranger = browser(clinic, server)
     assert stranger.post("/join", json={"secret": "x" * 43}, headers=ORIGIN).status_code == 404
+    grey_principal = Principal(
+        kind="user",
+        subject="grey",
+        scopes=ScopeSet.parse("user/*.cruds"),
+        role=Role.CLINICIAN,
+        practitioner_id=clinic.practitioner_id,
+    )
+    stale = visits.invite(  # made two days ago: links live a day
+        clinic.records.engine,
+        principal=grey_principal,
+        visit=visits.load(clinic.records.engine, aid),
+        label="Neighbour",
+        now=datetime.now(UTC) - timedelta(days=2),
+    )
+    assert stranger.post("/join", json={"secret": stale}, headers=ORIGIN).status_code == 404
+    assert stranger.get(f"/visits/{aid}/room").status_code == 404
     assert stranger.post("/join", content=b"{", headers=ORIGIN).status_code == 400
 
 
