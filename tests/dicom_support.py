@@ -223,3 +223,86 @@ def j2k_copies(source: Path, folder: Path, n: int, step: float = 2.5) -> list[Pa
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
+ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
+
+
+def _item(**values: object) -> Dataset:
+    item = Dataset()
+    for key, value in values.items():
+        setattr(item, key, value)
+    return item
+
+
+def make_enhanced(
+    volume_hu: np.ndarray,
+    spacing: tuple[float, float, float],
+    *,
+    origin: Sequence[float] = (-40.0, -30.0, -20.0),
+    tilt_deg: float = 0.0,
+    modality: str = "CT",
+    frame_order: Sequence[int] | None = None,
+    slope: float = 1.0,
+    intercept: float = -1024.0,
+    per_frame_rescale: bool = False,
+) -> Dataset:
+    """One Enhanced CT/MR image (PS3.3 A.38 / A.36) holding ``volume_hu`` as frames.
+
+    Geometry and rescale live in functional groups (C.7.6.16): orientation, pixel measures and
+    (unless ``per_frame_rescale``) the rescale are shared; each frame has its Plane Position.
+    ``frame_order`` stores the slices in another order (the reader must sort by position). MR
+    images carry no Pixel Value Transformation: their stored values are the intensities."""
+    k, rows, cols = volume_hu.shape
+    order = [int(n) for n in frame_order] if frame_order is not None else list(range(k))
+    row, col = directions(tilt_deg)
+    positions = slice_origins(k, spacing[2], origin)
+    sop_class = ENHANCED_CT_IMAGE_STORAGE if modality == "CT" else ENHANCED_MR_IMAGE_STORAGE
+    if modality != "CT":
+        slope, intercept = 1.0, 0.0
+    # Per-frame rescale: each slice its own intercept (as scanners may do), so a reader that
+    # applied one frame's rescale to all would be off by up to 8 HU per slice.
+    intercepts = [intercept - (8.0 * s if per_frame_rescale else 0.0) for s in range(k)]
+    stored = np.stack(
+        [np.clip(np.rint((volume_hu[s] - intercepts[s]) / slope), -32768, 32767) for s in range(k)]
+    ).astype(np.int16)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    uid = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, uid
+    ds.PatientName, ds.PatientID = "Phantom^Test", "PHANTOM-1"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 3, 1
+    ds.Modality, ds.SeriesDescription, ds.BodyPartExamined = modality, "enhanced phantom", "HEAD"
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, k
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    shared = _item(
+        PlaneOrientationSequence=[_item(ImageOrientationPatient=[f"{v:.6f}" for v in (*row, *col)])],
+        PixelMeasuresSequence=[
+            _item(PixelSpacing=[f"{spacing[1]:.6f}", f"{spacing[0]:.6f}"], SliceThickness=f"{spacing[2]:.6f}")
+        ],
+    )
+    rescale = _item(RescaleSlope=f"{slope:g}", RescaleIntercept=f"{intercept:g}", RescaleType="HU")
+    if modality == "CT" and not per_frame_rescale:
+        shared.PixelValueTransformationSequence = [rescale]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    for s in order:
+        frame = _item(
+            PlanePositionSequence=[_item(ImagePositionPatient=[f"{v:.6f}" for v in positions[s]])],
+            FrameContentSequence=[_item(InStackPositionNumber=s + 1)],
+        )
+        if modality == "CT" and per_frame_rescale:
+            frame.PixelValueTransformationSequence = [
+                _item(RescaleSlope=f"{slope:g}", RescaleIntercept=f"{intercepts[s]:g}", RescaleType="HU")
+            ]
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.PixelData = np.ascontiguousarray(stored[order]).tobytes()
+    return ds

@@ -21,13 +21,19 @@ Rules and thresholds:
   refused.
 - Pixel values become ``stored * RescaleSlope + RescaleIntercept`` (PS3.3 C.11.1.1.2, the
   Modality LUT), Hounsfield units for CT, as float32.
+- Enhanced (multi-frame) CT and MR, and their Legacy Converted forms, keep each frame's geometry in
+  functional groups (PS3.3 C.7.6.16): Plane Position, Plane Orientation, Pixel Measures and Pixel
+  Value Transformation, per frame or shared by all frames (a per-frame value wins). Each frame
+  becomes a slice of its own, so the rules above apply to frames exactly as to files. A
+  multi-frame file without those groups has no trustworthy per-frame positions and is refused.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -62,6 +68,13 @@ class SliceHeader:
     series_number: int | None = None
     series_description: str = ""
     body_part: str = ""
+    frame: int | None = None  # the frame of a multi-frame file this slice is (0-based)
+    rescale: tuple[float, float] | None = None  # (slope, intercept) from a functional group
+
+    @property
+    def label(self) -> str:
+        """The file, and the frame within it, for messages."""
+        return self.name if self.frame is None else f"{self.name} (frame {self.frame + 1})"
 
 
 def _floats(value: object, n: int) -> tuple[float, ...] | None:
@@ -112,6 +125,56 @@ def header_of(ds: Dataset, name: str) -> SliceHeader:
     )
 
 
+def _group(ds: Dataset, sequence: str) -> Dataset | None:
+    items = ds.get(sequence)
+    return items[0] if items else None
+
+
+def _in_groups(groups: Sequence[Dataset | None], sequence: str, attribute: str) -> object:
+    """``attribute`` of the first of ``groups`` (per-frame, then shared) that has ``sequence``."""
+    for group in groups:
+        item = _group(group, sequence) if group is not None else None
+        if item is not None and attribute in item:
+            return item.get(attribute)
+    return None
+
+
+def headers_of(ds: Dataset, name: str) -> list[SliceHeader]:
+    """The slices a file holds: itself, or each frame of an enhanced multi-frame image."""
+    header = header_of(ds, name)
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if header.frames <= 1 or not per_frame:
+        return [header]
+    if len(per_frame) != header.frames:
+        raise InvalidInput(
+            f"The file {name} has {header.frames} frames but {len(per_frame)} per-frame descriptions."
+        )
+    shared = _group(ds, "SharedFunctionalGroupsSequence")
+    out = []
+    for n, frame in enumerate(per_frame):
+        groups = (frame, shared)
+        spacing = _floats(_in_groups(groups, "PixelMeasuresSequence", "PixelSpacing"), 2)
+        position = _floats(_in_groups(groups, "PlanePositionSequence", "ImagePositionPatient"), 3)
+        slope = _in_groups(groups, "PixelValueTransformationSequence", "RescaleSlope")
+        intercept = _in_groups(groups, "PixelValueTransformationSequence", "RescaleIntercept")
+        try:
+            rescale = (float(slope or 1), float(intercept or 0))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise InvalidInput(f"The file {name} (frame {n + 1}) has an unreadable rescale.") from None
+        orientation = _in_groups(groups, "PlaneOrientationSequence", "ImageOrientationPatient")
+        out.append(
+            replace(
+                header,
+                pixel_spacing=(spacing[0], spacing[1]) if spacing else None,
+                orientation=_floats(orientation, 6),
+                position=(position[0], position[1], position[2]) if position else None,
+                frame=n,
+                rescale=rescale,
+            )
+        )
+    return out
+
+
 def select_series(
     headers: Sequence[SliceHeader], *, series_uid: str | None, modalities: frozenset[str]
 ) -> list[SliceHeader]:
@@ -138,9 +201,12 @@ def select_series(
     no_pixels = [h.name for h in chosen if not h.has_pixels]
     if no_pixels:
         raise InvalidInput(f"The file {no_pixels[0]} holds no pixel data, so it is not an image.")
-    multi = [h.name for h in chosen if h.frames > 1]
+    multi = [h.name for h in chosen if h.frames > 1 and h.frame is None]
     if multi:
-        raise InvalidInput(f"The file {multi[0]} is a multi-frame image, which is not supported yet.")
+        raise InvalidInput(
+            f"The file {multi[0]} is a multi-frame image without per-frame positions (functional "
+            "groups), so its slices cannot be placed."
+        )
     if len(chosen) < 2:
         raise InvalidInput("The series has a single slice; a 3D volume needs at least two slices.")
     return chosen
@@ -179,11 +245,11 @@ def plan_geometry(headers: Sequence[SliceHeader]) -> Geometry:
     """Check the slices form one volume and work out the output grid (no pixels needed)."""
     for h in headers:
         if h.pixel_spacing is None:
-            raise InvalidInput(f"The file {h.name} has no valid PixelSpacing, so its geometry is unknown.")
+            raise InvalidInput(f"The file {h.label} has no valid PixelSpacing, so its geometry is unknown.")
         if h.orientation is None:
-            raise InvalidInput(f"The file {h.name} has no valid ImageOrientationPatient.")
+            raise InvalidInput(f"The file {h.label} has no valid ImageOrientationPatient.")
         if h.position is None:
-            raise InvalidInput(f"The file {h.name} has no valid ImagePositionPatient.")
+            raise InvalidInput(f"The file {h.label} has no valid ImagePositionPatient.")
     first = headers[0]
     assert first.orientation and first.pixel_spacing
     for h in headers[1:]:
@@ -309,12 +375,41 @@ def slice_values(ds: Dataset) -> NDArray[np.float32]:
         raise InvalidInput("A slice's pixel data is not a single greyscale image.")
     slope = float(ds.get("RescaleSlope", 1) or 1)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    return _rescaled(stored, slope, intercept)
+
+
+def file_values(ds: Dataset, headers: Sequence[SliceHeader]) -> list[NDArray[np.float32]]:
+    """The rescaled slices ``headers`` name in one file (decoded once), in the order given."""
+    if len(headers) == 1 and headers[0].frame is None:
+        return [slice_values(ds)]
+    stored = ds.pixel_array
+    if stored.ndim != 3 or stored.shape[0] != headers[0].frames:
+        raise InvalidInput(f"The file {headers[0].name}'s pixel data does not hold its frames as greyscale.")
+    out = []
+    for h in headers:
+        assert h.frame is not None and h.rescale is not None
+        out.append(_rescaled(stored[h.frame], *h.rescale))
+    return out
+
+
+def _rescaled(stored: NDArray[Any], slope: float, intercept: float) -> NDArray[np.float32]:
     out = stored.astype(np.float32)
     if slope != 1:
         out *= np.float32(slope)
     if intercept != 0:
         out += np.float32(intercept)
     return out
+
+
+def decode_all(chosen: Sequence[SliceHeader], read: Callable[[str], Dataset]) -> list[NDArray[np.float32]]:
+    """Every chosen slice's values, in ``chosen`` order, reading each file once with ``read``."""
+    by_file: dict[str, list[int]] = {}
+    for n, h in enumerate(chosen):
+        by_file.setdefault(h.name, []).append(n)
+    out: dict[int, NDArray[np.float32]] = {}
+    for name, at in by_file.items():
+        out.update(zip(at, file_values(read(name), [chosen[n] for n in at]), strict=True))
+    return [out[n] for n in range(len(chosen))]
 
 
 def _shift_slice(
@@ -360,14 +455,15 @@ def assemble(
         data = (1 - w) * data[lower] + w * data[upper]
     ordered = [headers[i] for i in geometry.order]
     first = ordered[0]
+    instances = tuple(dict.fromkeys(h.sop_instance_uid for h in ordered))  # frames share their file's
     source = SourceInfo(
         modality=first.modality,
         study_uid=first.study_uid,
         series_uid=first.series_uid,
-        sop_instance_uids=tuple(h.sop_instance_uid for h in ordered),
+        sop_instance_uids=instances,
         notes=geometry.notes,
         sop_class_uid=first.sop_class_uid,
-        number_of_instances=len(ordered),
+        number_of_instances=len(instances),
         series_number=first.series_number,
         series_description=first.series_description,
         body_part=first.body_part,
@@ -385,9 +481,9 @@ def volume_from_datasets(
 ) -> Volume:
     """Everything at once, for datasets already in memory (tests, a PACS pull)."""
     names = list(names) if names is not None else [f"instance {n + 1}" for n in range(len(datasets))]
-    headers = [header_of(ds, name) for ds, name in zip(datasets, names, strict=True)]
+    headers = [h for ds, name in zip(datasets, names, strict=True) for h in headers_of(ds, name)]
     chosen = select_series(headers, series_uid=series_uid, modalities=modalities)
     geometry = plan_geometry(chosen)
     check_size(chosen, geometry, max_bytes)
     by_name = dict(zip(names, datasets, strict=True))
-    return assemble(chosen, geometry, [slice_values(by_name[h.name]) for h in chosen])
+    return assemble(chosen, geometry, decode_all(chosen, by_name.__getitem__))

@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -113,23 +113,30 @@ def _read_headers(entries: list[tuple[str, Opener]]) -> list[dicom.SliceHeader]:
                     continue
                 if not all(ds.get(k) for k in REQUIRED):
                     raise ValueError("a required attribute is missing: the file is truncated or broken")
-                headers.append(dicom.header_of(ds, name))
+                headers.extend(dicom.headers_of(ds, name))
         except InvalidDicomError:
             continue  # not a DICOM Part 10 file: a README, a thumbnail, ...
-        except PayloadTooLarge:
+        except (PayloadTooLarge, InvalidInput):
             raise
         except Exception as exc:
             raise InvalidInput(f"The file {name} is corrupt or unreadable as DICOM.") from exc
     return headers
 
 
-def _decode(entries: dict[str, Opener], name: str) -> NDArray[np.float32]:
+def _decode(entries: dict[str, Opener], chosen: list[dicom.SliceHeader]) -> list[NDArray[np.float32]]:
     import pydicom
 
+    name = ""
+
+    def read(file: str) -> Any:
+        nonlocal name
+        name = file
+        with _quiet(), entries[file]() as fh:
+            return pydicom.dcmread(fh)
+
     try:
-        with _quiet(), entries[name]() as fh:
-            ds = pydicom.dcmread(fh)
-            return dicom.slice_values(ds)
+        with _quiet():
+            return dicom.decode_all(chosen, read)
     except InvalidInput:
         raise
     except Exception as exc:
@@ -148,9 +155,7 @@ def load_dicom_entries(
     chosen = dicom.select_series(headers, series_uid=series_uid, modalities=modalities)
     geometry = dicom.plan_geometry(chosen)
     dicom.check_size(chosen, geometry, max_bytes)
-    by_name = dict(entries)
-    slices = [_decode(by_name, h.name) for h in chosen]
-    return dicom.assemble(chosen, geometry, slices)
+    return dicom.assemble(chosen, geometry, _decode(dict(entries), chosen))
 
 
 def _is_nifti(path: Path) -> bool:

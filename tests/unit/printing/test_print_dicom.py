@@ -18,6 +18,7 @@ from pydicom.uid import JPEG2000Lossless
 from dicom_support import (
     j2k_copies,
     make_datasets,
+    make_enhanced,
     sphere_hu,
     voxel_points,
     write_datasets,
@@ -348,3 +349,71 @@ def test_empty_and_missing_inputs(tmp_path):
     assert_refused(tmp_path / "empty", "No DICOM image files")
     with pytest.raises(InvalidInput, match="does not exist"):
         load_volume(tmp_path / "nope")
+
+
+# --- Enhanced (multi-frame) CT and MR ------------------------------------------------------------
+
+
+def save(ds: pydicom.Dataset, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("tilt", [0.0, 8.0])
+def test_an_enhanced_ct_reads_as_the_same_series_in_single_frames(tmp_path, tilt):
+    hu = phantom(tilt_deg=tilt)
+    order = [int(n) for n in np.random.default_rng(5).permutation(SHAPE[0])]  # frames out of order
+    enhanced = load_volume(
+        save(make_enhanced(hu, SPACING, tilt_deg=tilt, frame_order=order), tmp_path / "e.dcm")
+    )
+    write_series(hu, SPACING, tmp_path / "classic", tilt_deg=tilt)
+    classic = load_volume(tmp_path / "classic")
+    np.testing.assert_array_equal(enhanced.data, classic.data)
+    np.testing.assert_allclose(enhanced.affine, classic.affine, atol=1e-9)
+    assert enhanced.source.notes == classic.source.notes
+    src = enhanced.source
+    assert src.sop_class_uid == "1.2.840.10008.5.1.4.1.1.2.1"
+    assert src.number_of_instances == 1 == len(src.sop_instance_uids)  # one file, many frames
+
+
+def test_per_frame_rescale_applies_to_its_own_frame():
+    hu = phantom()
+    vol = dicom.volume_from_datasets([make_enhanced(hu, SPACING, per_frame_rescale=True)])
+    np.testing.assert_array_equal(vol.data, hu)
+
+
+def test_an_enhanced_mr_without_rescale_keeps_its_stored_values(tmp_path):
+    values = np.random.default_rng(2).integers(0, 3000, size=(6, 5, 7)).astype(float)
+    vol = load_volume(save(make_enhanced(values, (1.0, 1.0, 2.0), modality="MR"), tmp_path / "mr.dcm"))
+    np.testing.assert_array_equal(vol.data, values)
+    assert vol.source.modality == "MR"
+
+
+def test_enhanced_frames_in_a_zip_with_other_files(tmp_path):
+    hu = phantom()
+    save(make_enhanced(hu, SPACING), tmp_path / "src" / "DICOM" / "IMG0001")
+    (tmp_path / "src" / "README.txt").write_text("not dicom")
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in (tmp_path / "src").rglob("*"):
+            if f.is_file():
+                z.write(f, f.relative_to(tmp_path / "src"))
+    np.testing.assert_array_equal(load_volume(archive).data, hu)
+
+
+def test_multi_frame_images_that_cannot_be_placed_are_refused(tmp_path):
+    hu = phantom(shape=(4, 6, 8))
+    plain = make_enhanced(hu, SPACING)
+    del plain.PerFrameFunctionalGroupsSequence  # frames, but no per-frame positions
+    assert_refused(save(plain, tmp_path / "a" / "f.dcm"), "without per-frame positions")
+    short = make_enhanced(hu, SPACING)
+    short.PerFrameFunctionalGroupsSequence = short.PerFrameFunctionalGroupsSequence[:3]
+    assert_refused(save(short, tmp_path / "b" / "f.dcm"), "4 frames but 3 per-frame")
+    lost = make_enhanced(hu, SPACING)
+    del lost.PerFrameFunctionalGroupsSequence[2].PlanePositionSequence
+    assert_refused(
+        save(lost, tmp_path / "c" / "f.dcm"), r"f.dcm \(frame 3\) has no valid ImagePositionPatient"
+    )
+    twice = make_enhanced(hu, SPACING, frame_order=[0, 1, 1, 2])
+    assert_refused(save(twice, tmp_path / "d" / "f.dcm"), "share one position")
