@@ -1,4 +1,5 @@
-"""Tables of the print lab. Only ``printing.service`` touches them.
+"""Tables of the print lab. Only the lab's services touch them (``printing.lab``, ``intake``,
+``designs``, ``service``).
 
 They hold workflow state and identifiers, never clinical content: the request itself is a FHIR
 ServiceRequest, the study an ImagingStudy, each export a Device and a DocumentReference on the
