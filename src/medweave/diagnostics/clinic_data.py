@@ -39,7 +39,8 @@ from medweave.security.principal import Principal
 OUTCOME = "outcome"
 PREFIX = "table:"
 PAGE = 500
-#: The feature specs a table can be extracted with, by name.
+#: The FHIR feature specs of the datasets whose predictors a chart holds, by name: a table can be
+#: extracted with them, and models trained on those datasets can be served at the point of care.
 SPECS: dict[str, fhir_features.FeatureSpec] = {"framingham": fhir_features.FRAMINGHAM}
 
 

@@ -24,7 +24,6 @@ from medweave.diagnostics import (
     clinic_data,
     conformal,
     explain,
-    fhir_features,
     monitoring,
     onnx_export,
     subgroups,
@@ -40,10 +39,6 @@ PARITY = 1e-6
 #: Conformal miscoverage: 90% prediction sets, the level of Angelopoulos & Bates 2021's examples.
 ALPHA = 0.1
 
-#: FHIR feature specs of the datasets whose predictors a chart holds (so their models can be
-#: served at the point of care).
-SPECS: dict[str, fhir_features.FeatureSpec] = {"framingham": fhir_features.FRAMINGHAM}
-# (a clinic's own table, ``table:PATH``, carries its spec in its sidecar: `clinic_data.spec_of`)
 
 #: How a card names each dataset's outcome (the dataset's own target text is for analysts).
 OUTCOME_LABELS: dict[str, str] = {
@@ -154,7 +149,8 @@ def package(result: training.TrainingResult, *, seed: int = 0) -> tuple[dict[str
         onnx = None
     if onnx is not None:
         _check_parity(onnx, result)
-    spec = SPECS.get(report["dataset"]["name"]) or clinic_data.spec_of(report["dataset"]["name"])
+    # The chart's feature spec: a built-in one (clinic_data.SPECS), or a clinic table's own sidecar.
+    spec = clinic_data.SPECS.get(report["dataset"]["name"]) or clinic_data.spec_of(report["dataset"]["name"])
     usable_spec = spec is not None and tuple(spec.names()) == tuple(model.features)
     artifacts = Artifacts(
         onnx=onnx,
