@@ -12,7 +12,7 @@ from medweave.db import read_tx
 from medweave.errors import Conflict, InvalidInput, PermissionDenied, Unauthenticated
 from medweave.identity import CodeGrant, IdentityService, InvalidGrant, User, check_csrf
 from medweave.identity.pkce import s256
-from medweave.identity.tables import users
+from medweave.identity.tables import login_throttle, user_sessions, users
 from medweave.security import tokens, totp
 from medweave.security.crypto import MasterKey
 
@@ -321,3 +321,27 @@ def test_master_key_rotation_reseals_totp(ids: IdentityService) -> None:
         username="drwho", password=PW, totp_code=totp.code_for(secret, now=at), now=at
     ).ok
     assert ids.rotate_master_key(old=ids.master, new=new) == 0  # idempotent
+
+
+def test_prune_clears_what_has_expired_and_keeps_the_rest(ids: IdentityService) -> None:
+    alice = ids.create_user(username="alice", role="patient", password=PW, patient_id="p1", now=T0)
+    bob = ids.create_user(username="bob", role="patient", password=PW, patient_id="p2", now=T0)
+    old, _ = ids.create_session(alice.id, mfa=False, now=T0)  # she never came back
+    later = T0 + timedelta(days=31)  # past the 30-day hard lock: idle throttle rows may go
+    live, _ = ids.create_session(bob.id, mfa=False, now=later)
+    for _ in range(3):  # a throttle row for the name and one for the address, idle since T0
+        ids.authenticate(username="nobody", password="wrong password!", address="203.0.113.9", now=T0)
+    ids.authenticate(username="carol", password="wrong password!", now=later)  # a fresh row
+
+    def rows() -> dict[str, int]:
+        with read_tx(ids.engine) as conn:
+            return {t.name: len(conn.execute(select(t)).all()) for t in (user_sessions, login_throttle)}
+
+    before = rows()
+    assert before["user_sessions"] == 2 and before["login_throttle"] >= 3
+    removed = ids.prune(now=later)
+    after = rows()
+    assert after == {"user_sessions": 1, "login_throttle": 1}
+    assert removed == before["user_sessions"] + before["login_throttle"] - 2
+    assert ids.load_session(live, now=later) is not None and ids.load_session(old, now=later) is None
+    assert ids.prune(now=later) == 0

@@ -173,9 +173,12 @@ def create_app(
         sequencer = Sequencer(ledger, interval=interval, after=after).start() if interval > 0 else None
         sweeper = asyncio.create_task(_every_minute(telehealth_sweep(records, settings)))
         renotifier = asyncio.create_task(_every_minute(therapy_sweep(records, settings, conversations)))
+        # Expired sessions and sign-in codes, and idle throttle rows, would otherwise pile up.
+        housekeeper = asyncio.create_task(_every_minute(identity.prune))
         yield
         sweeper.cancel()
         renotifier.cancel()
+        housekeeper.cancel()
         await calls.hub.close()
         if sequencer is not None:
             sequencer.stop()

@@ -1,6 +1,6 @@
-"""The app runs the telehealth chores by itself: a running server marks no-shows and mails the
-reminders that are due, with nobody calling them (a real SMTP server on loopback; SQLite and
-PostgreSQL)."""
+"""The app runs its chores by itself, with nobody calling them: a running server marks no-shows,
+mails the reminders that are due (a real SMTP server on loopback) and clears expired sessions
+(SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from mail_support import smtp_server
+from sqlalchemy import func, select
 
 from conftest import BASE, TOKEN_SECRET
 from medweave.config import Settings
+from medweave.identity import IdentityService
+from medweave.identity.tables import user_sessions
 from medweave.records.service import RecordService
 from medweave.security.principal import Principal
 from medweave.telehealth import visits
@@ -71,3 +74,32 @@ def test_a_running_server_marks_no_shows_and_sends_reminders(records: RecordServ
         assert visits.load(records.engine, recent).state == "scheduled"
         assert visits.load(records.engine, soon).state == "scheduled"
         assert [m["To"] for m in inbox.messages] == ["alice@example.org"]
+
+
+def test_a_running_server_clears_expired_sessions(records: RecordService, tmp_path: Path) -> None:
+    identity = IdentityService(engine=records.engine, master=records.master)
+    users = [
+        identity.create_user(
+            username=name,
+            role="patient",
+            password="a long password 4711",
+            patient_id=create(records, {"resourceType": "Patient"}),
+        )
+        for name in ("alice", "bob")
+    ]
+    identity.create_session(users[0].id, mfa=False, now=datetime.now(UTC) - timedelta(days=30))  # over
+    live, _ = identity.create_session(users[1].id, mfa=False)
+
+    def sessions() -> int:
+        with records.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(user_sessions)).scalar_one())
+
+    assert sessions() == 2
+    settings = Settings(data_dir=tmp_path / "data", base_url="http://testserver", ledger_interval_ms=0)
+    auth = Authenticator(secret=TOKEN_SECRET, issuer="http://testserver", audience=BASE)
+    with TestClient(create_app(settings, records=records, authenticator=auth, identity=identity)):
+        deadline = time.monotonic() + 20
+        while sessions() > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert sessions() == 1
+    assert identity.load_session(live) is not None  # the live one stays
