@@ -206,6 +206,12 @@ def test_break_glass_opens_a_chart_and_is_reviewed(client: TestClient, clinic: C
     r = admin.post(f"/admin/reviews/{grant.id}", data={"csrf_token": admin_token, "note": "Checked: A&E"})
     assert r.status_code == 200 and "No break-glass access is waiting for review" in r.text
     assert clinic.identity.pending_reviews() == []
+    again = admin.post(f"/admin/reviews/{grant.id}", data={"csrf_token": admin_token, "note": "twice"})
+    assert again.status_code == 400
+    reviews = [e for e in audit.since(0) if e.interaction == "security-changed"]
+    assert [(e.outcome, e.patient_id) for e in reviews] == [(0, clinic.other_id), (4, None)]
+    assert f"grant:{grant.id}" in reviews[0].body and reviews[0].user_ref == reviews[1].user_ref
+    assert "Checked" not in reviews[0].body  # the note stays with the grant, not in the audit trail
 
 
 def test_admin_lists_and_creates_users(client: TestClient, clinic: Clinic) -> None:
@@ -223,6 +229,13 @@ def test_admin_lists_and_creates_users(client: TestClient, clinic: Clinic) -> No
         "/admin/users", data={"csrf_token": token, "username": "lab2", "role": "wizard", "password": "x"}
     )
     assert bad.status_code == 400 and "unknown role" in bad.text
+    audit = clinic.records.trail.audit
+    assert audit is not None
+    created = [e for e in audit.since(0) if e.interaction == "roles-changed"]
+    lab1 = clinic.identity.get_user_by_username("lab1")
+    assert [(e.action, e.outcome) for e in created] == [("C", 0), ("C", 4)]
+    assert f"user:{lab1.id}" in created[0].body and "invalid account details" in created[1].body
+    assert PASSWORD not in created[0].body  # no secrets in the trail
     assert (
         client.get(f"/patients/{clinic.patient_id}").status_code == 404
     )  # no clinical data without break-glass

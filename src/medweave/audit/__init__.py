@@ -13,6 +13,7 @@ from medweave.audit.events import (
     login_event,
     outcome_for_status,
     rest_event,
+    security_change_event,
 )
 from medweave.audit.service import AuditError, AuditService
 
@@ -26,4 +27,5 @@ __all__ = [
     "login_event",
     "outcome_for_status",
     "rest_event",
+    "security_change_event",
 ]

@@ -55,11 +55,15 @@ _LOGIN, _LOGOUT = _coding(DCM, "110122", "Login"), _coding(DCM, "110123", "Logou
 _SECURITY_ALERT = _coding(DCM, "110113", "Security Alert")
 _OVERRIDE_STARTED = _coding(DCM, "110127", "Emergency Override Started")
 _OVERRIDE_STOPPED = _coding(DCM, "110138", "Emergency Override Stopped")
+_ROLES_CHANGED = _coding(DCM, "110136", "Security Roles Changed")
+_OBJECT_SECURITY_CHANGED = _coding(DCM, "110135", "Object Security Attributes Changed")
 _SECURITY_SUBTYPES = {
     "110122": "login",
     "110123": "logout",
     "110127": "break-glass",
     "110138": "break-glass-end",
+    "110136": "roles-changed",
+    "110135": "security-changed",
 }
 _BTG = _coding(ACT_REASON, "BTG", "break the glass")
 _APPLICATION_SERVER = _coding(SOURCE_TYPE, "4", "Application Server")
@@ -70,6 +74,7 @@ _PATIENT, _DOMAIN_RESOURCE = (
     _coding(OBJECT_ROLE, "1", "Patient"),
     _coding(OBJECT_ROLE, "4", "Domain Resource"),
 )
+_SECURITY_RESOURCE = _coding(OBJECT_ROLE, "13", "Security Resource")
 _QUERY, _XREQUEST_ID = _coding(OBJECT_ROLE, "24", "Query"), _coding(BALP_ENTITY, "XrequestId")
 _REFERENCE = re.compile(
     r"^(Practitioner|PractitionerRole|Patient|RelatedPerson|Device|Organization)/[A-Za-z0-9\-.]{1,64}$"
@@ -259,6 +264,33 @@ def break_glass_event(
     if expires is not None:
         event["period"] = {"start": event["recorded"], "end": instant(expires)}
     event["entity"].append(_entity(_PERSON, _PATIENT, what={"reference": f"Patient/{patient_id}"}))
+    return event
+
+
+def security_change_event(
+    *,
+    actor: Actor,
+    target: str,
+    roles: bool,
+    action: str = "U",
+    patient_id: str | None = None,
+    failure: str | None = None,
+    observer: str = DEFAULT_OBSERVER,
+    recorded: datetime | None = None,
+) -> dict[str, Any]:
+    """An administrator's change to who may do what: DICOM ``DCM|110113`` Security Alert with subtype
+    ``DCM|110136`` Security Roles Changed (``roles``: an account created with its role) or
+    ``DCM|110135`` Object Security Attributes Changed (a break-glass grant marked reviewed), both
+    from DICOM PS3.16 CID 403 (Security Alert Type Codes). ``target`` names what changed
+    (``user:<id>``, ``grant:<id>``) as a System Object in role Security Resource; ``patient_id``
+    adds the patient a grant was for, so the review shows in their access history. A refused
+    change has outcome 4 and ``failure`` (our fixed text) as outcomeDesc."""
+    subtype = [_ROLES_CHANGED if roles else _OBJECT_SECURITY_CHANGED]
+    outcome = 4 if failure else 0
+    event = _base(_SECURITY_ALERT, subtype, action, outcome, actor, observer, recorded, None, failure)
+    event["entity"].append(_entity(_OBJECT, _SECURITY_RESOURCE, what={"identifier": {"value": target}}))
+    if patient_id:
+        event["entity"].append(_entity(_PERSON, _PATIENT, what={"reference": f"Patient/{patient_id}"}))
     return event
 
 

@@ -16,6 +16,7 @@ from medweave.audit.events import (
     Actor,
     AuditRecord,
     break_glass_event,
+    security_change_event,
     canonical_json,
     leaf_bytes,
     login_event,
@@ -188,6 +189,25 @@ def test_break_glass_carries_btg_and_the_reason() -> None:
     )
     AuditEvent.model_validate(read)
     assert read["purposeOfEvent"][0]["coding"] == [btg]
+
+
+def test_an_admins_security_changes_are_dicom_security_alerts() -> None:
+    created = security_change_event(actor=DOC, target="user:u7", roles=True, action="C", recorded=NOW)
+    reviewed = security_change_event(actor=DOC, target="grant:g1", roles=False, patient_id="p9", recorded=NOW)
+    refused = security_change_event(actor=DOC, target="grant:g2", roles=False, failure="review refused")
+    for event in (created, reviewed, refused):
+        AuditEvent.model_validate(event)
+        assert event["type"]["code"] == "110113"
+    assert [e["subtype"][0]["code"] for e in (created, reviewed)] == ["110136", "110135"]
+    assert created["entity"][0]["what"] == {"identifier": {"value": "user:u7"}}
+    assert created["entity"][0]["role"]["code"] == "13"  # Security Resource
+    records = [AuditRecord.from_event(e) for e in (created, reviewed, refused)]
+    assert [(r.interaction, r.action, r.outcome, r.patient_id) for r in records] == [
+        ("roles-changed", "C", 0, None),
+        ("security-changed", "U", 0, "p9"),
+        ("security-changed", "U", 4, None),
+    ]
+    assert refused["outcomeDesc"] == "review refused"
 
 
 def test_recorded_is_utc_with_microseconds_and_must_be_aware() -> None:

@@ -1,6 +1,7 @@
 """Admin pages: users and roles, and the review queue of break-glass access.
 
 Admins manage accounts here but read no clinical data: these pages touch only the identity store.
+Each account created and each review (and each refused one) is an AuditEvent (``auditing``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from starlette.responses import Response
 
 from medweave.errors import Conflict, InvalidInput, PermissionDenied
 from medweave.security.principal import Role
-from medweave.web.pages import routing
+from medweave.web.pages import auditing, routing
 from medweave.web.pages.render import page
 from medweave.web.pages.routing import Current, Form, posted, redirect, require_role
 
@@ -62,7 +63,12 @@ def create_user(
             practitioner_id=form.get("practitioner_id") or None,
         )
     except (InvalidInput, Conflict) as exc:
+        failure = "username taken" if isinstance(exc, Conflict) else "invalid account details"
+        auditing.security_change(
+            request, current.user, target="user:(new)", roles=True, action="C", failure=failure
+        )
         return _users_page(request, current, error=exc.message, status=400)
+    auditing.security_change(request, current.user, target=f"user:{user.id}", roles=True, action="C")
     return redirect(f"/admin/users?created={quote(user.username)}")
 
 
@@ -89,8 +95,11 @@ def review(
     current: Current = Depends(routing.signed_in),
 ) -> Response:
     require_role(current, Role.ADMIN)
+    target = f"grant:{grant_id[:64]}"
     try:
-        current.identity.review(grant_id[:64], reviewer_id=current.user.id, note=form.get("note"))
+        grant = current.identity.review(grant_id[:64], reviewer_id=current.user.id, note=form.get("note"))
     except (InvalidInput, Conflict, PermissionDenied) as exc:
+        auditing.security_change(request, current.user, target=target, roles=False, failure="review refused")
         return _reviews_page(request, current, error=exc.message, status=400)
+    auditing.security_change(request, current.user, target=target, roles=False, patient_id=grant.patient_id)
     return redirect("/admin/reviews")

@@ -1,4 +1,4 @@
-"""AuditEvents the pages write themselves: sign-in, sign-out and break-glass.
+"""AuditEvents the pages write themselves: sign-in, sign-out, break-glass and admins' changes.
 
 Record reads and writes are audited by ``RecordService``; the identity service writes nothing,
 so the page that signs a user in or opens a break-glass grant records it here, and waits for the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from medweave.audit import Actor, AuditService, break_glass_event, login_event
+from medweave.audit import Actor, AuditService, break_glass_event, login_event, security_change_event
 from medweave.identity import Grant, User
 from medweave.records.service import RecordService
 from medweave.web.pages.session import client_address
@@ -45,5 +45,27 @@ def break_glass(request: Request, user: User, grant: Grant, *, end: bool = False
     audit.record(
         break_glass_event(
             actor=actor, patient_id=grant.patient_id, reason=grant.reason, expires=grant.expires, end=end
+        )
+    )
+
+
+def security_change(
+    request: Request,
+    user: User,
+    *,
+    target: str,
+    roles: bool,
+    action: str = "U",
+    patient_id: str | None = None,
+    failure: str | None = None,
+) -> None:
+    """An admin created an account (``roles``) or reviewed a break-glass grant; refused ones too."""
+    audit = _service(request)
+    if audit is None:
+        return
+    actor = Actor(who=user_ref(user), address=client_address(request))
+    audit.record(
+        security_change_event(
+            actor=actor, target=target, roles=roles, action=action, patient_id=patient_id, failure=failure
         )
     )

@@ -30,6 +30,7 @@ _WHAT = {
     "batch": "Changed",
     "break-glass": "Started emergency access to",
     "break-glass-end": "Ended emergency access to",
+    "security-changed": "Reviewed emergency access to",
 }
 _KIND = {
     "Patient": "your details",
