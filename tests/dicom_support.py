@@ -75,6 +75,18 @@ def sphere_hu(
     return outside + (inside - outside) * frac
 
 
+def new_instance(sop_class: str) -> Dataset:
+    """An empty instance of ``sop_class`` with a fresh SOP Instance UID and its file meta."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    uid = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, uid
+    return ds
+
+
 def make_datasets(
     volume_hu: np.ndarray,
     spacing: tuple[float, float, float],
@@ -100,14 +112,7 @@ def make_datasets(
     stored = np.clip(np.rint((volume_hu - intercept) / slope), -32768, 32767).astype(np.int16)
     out = []
     for s in range(k):
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = sop_class
-        uid = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = uid
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.SOPClassUID = sop_class
-        ds.SOPInstanceUID = uid
+        ds = new_instance(sop_class)
         ds.PatientName = "Phantom^Test"
         ds.PatientID = "PHANTOM-1"
         ds.StudyInstanceUID = study_uid
@@ -267,13 +272,7 @@ def make_enhanced(
     stored = np.stack(
         [np.clip(np.rint((volume_hu[s] - intercepts[s]) / slope), -32768, 32767) for s in range(k)]
     ).astype(np.int16)
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    uid = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, uid
+    ds = new_instance(sop_class)
     ds.PatientName, ds.PatientID = "Phantom^Test", "PHANTOM-1"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.FrameOfReferenceUID = generate_uid()

@@ -1,7 +1,11 @@
-"""The ledger on SQLite and PostgreSQL: sequencing, checkpoints, proofs, erasure and tampering."""
+"""The ledger on SQLite and PostgreSQL: sequencing, checkpoints, proofs, erasure, tampering, and
+publishing (a witness that hangs or is down holds up neither sealing nor the other witnesses)."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -14,10 +18,11 @@ from medweave.ledger.checkpoint import Checkpoint, open_checkpoint
 from medweave.ledger.commitment import audit_leaf, version_leaf
 from medweave.ledger.compact import CompactRange
 from medweave.ledger.hashing import leaf_hash
-from medweave.ledger.note import Signer, generate, parse_skey, sign
-from medweave.ledger.service import LedgerCorrupt, LedgerService
+from medweave.ledger.note import Signer, generate, parse_skey, parse_vkey, sign
+from medweave.ledger.service import LedgerCorrupt, LedgerService, Sequencer
 from medweave.ledger.sources import Salts, SourceRows, source
 from medweave.ledger.verify import verify_consistency, verify_inclusion
+from medweave.ledger.witnessing import Cosigner, Witness
 from medweave.records import feed
 from medweave.records.service import RecordService
 from medweave.security.principal import Principal
@@ -383,3 +388,71 @@ def test_a_remembered_salt_is_forgotten_when_the_patient_is_erased(records: Reco
     with records.engine.connect() as conn:
         assert keys.ledger_salts(conn, master=records.master, patient_ids=[pid], cache=seen)[pid] is None
     assert pid not in seen
+
+
+# --- Publishing (witnesses, anchoring) never holds up sealing ---------------------------------
+
+
+def all_sealed(ledger: LedgerService) -> bool:
+    report = selfcheck.check(ledger.engine, master=ledger.master, log=ledger.verifier, tag_key=ledger.tag_key)
+    return report.ok and report.entries > 0 and report.queued_audit == 0 and report.queued_versions == 0
+
+
+def until(check: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_hanging_witness_does_not_hold_up_sealing(records: RecordService, ledger: LedgerService) -> None:
+    release, entered = threading.Event(), threading.Event()
+
+    def after() -> None:  # a witness that never answers (until the test ends)
+        entered.set()
+        release.wait(60)
+
+    sequencer = Sequencer(ledger, interval=0.02, after=after, retry=0.1).start()
+    try:
+        patient(records, "Lovelace")
+        assert entered.wait(10), "the publisher never ran"
+        patient(records, "Hopper")  # written while the publisher hangs
+        assert until(lambda: all_sealed(ledger), 10), "sealing waited for the witness"
+    finally:
+        release.set()
+        sequencer.stop()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens once the socket is closed
+
+
+def test_a_witness_that_is_down_is_asked_again_after_a_growing_wait(
+    records: RecordService, ledger: LedgerService
+) -> None:
+    patient(records, "Lovelace")
+    ledger.sequence_all()
+    _, vkey = generate("down.example", kind="cosignature")
+    _, other_vkey = generate("also-down.example", kind="cosignature")
+    down = Witness(f"http://127.0.0.1:{closed_port()}", parse_vkey(vkey))
+    also = Witness(f"http://127.0.0.1:{closed_port()}", parse_vkey(other_vkey))
+    now = [1000.0]
+    cosign = Cosigner(ledger, [down, also], first=5, most=12, clock=lambda: now[0])
+
+    assert all(o.startswith("failed") for o in cosign().values())  # asked, refused connection
+    now[0] += 1
+    assert cosign()[down.name] == "waiting: asked again in 4 s"
+    now[0] += 4
+    assert cosign()[down.name].startswith("failed")  # asked again after 5 s; next wait 10 s
+    now[0] += 9
+    assert cosign()[down.name].startswith("waiting")
+    now[0] += 1
+    assert cosign()[down.name].startswith("failed")  # next wait capped at 12 s
+    now[0] += 11
+    assert cosign()[also.name].startswith("waiting")
+    now[0] += 1
+    assert cosign()[also.name].startswith("failed")

@@ -25,17 +25,22 @@ ORIGIN = {"origin": "http://testserver"}
 VIDEO = VisitType("standard", 20, 10, "video")
 
 
-@pytest.fixture
-def clinic(records: RecordService, tmp_path: Path) -> Clinic:
-    clinic = build_clinic(records, tmp_path)
-    everyday = tuple(Hours(time(0), time(23, 59), weekday=d) for d in range(7))
-    grey = Principal(
+def clinician(clinic: Clinic) -> Principal:
+    """Dr Grey, the clinic's clinician, as the domain functions see her."""
+    return Principal(
         kind="user",
         subject="grey",
         scopes=ScopeSet.parse("user/*.cruds"),
         role=Role.CLINICIAN,
         practitioner_id=clinic.practitioner_id,
     )
+
+
+@pytest.fixture
+def clinic(records: RecordService, tmp_path: Path) -> Clinic:
+    clinic = build_clinic(records, tmp_path)
+    everyday = tuple(Hours(time(0), time(23, 59), weekday=d) for d in range(7))
+    grey = clinician(clinic)
     schedule.publish(
         records,
         principal=grey,
@@ -334,16 +339,9 @@ def test_one_time_link_lets_a_guest_in_once(
     assert bob.get(f"/visits/{aid}/room").json()["role"] == "guest"
     stranger = browser(clinic, server)
     assert stranger.post("/join", json={"secret": "x" * 43}, headers=ORIGIN).status_code == 404
-    grey_principal = Principal(
-        kind="user",
-        subject="grey",
-        scopes=ScopeSet.parse("user/*.cruds"),
-        role=Role.CLINICIAN,
-        practitioner_id=clinic.practitioner_id,
-    )
     stale = visits.invite(  # made two days ago: links live a day
         clinic.records.engine,
-        principal=grey_principal,
+        principal=clinician(clinic),
         visit=visits.load(clinic.records.engine, aid),
         label="Neighbour",
         now=datetime.now(UTC) - timedelta(days=2),

@@ -16,12 +16,12 @@ from medweave.audit.events import (
     Actor,
     AuditRecord,
     break_glass_event,
-    security_change_event,
     canonical_json,
     leaf_bytes,
     login_event,
     outcome_for_status,
     rest_event,
+    security_change_event,
 )
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
