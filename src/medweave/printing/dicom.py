@@ -143,7 +143,7 @@ def headers_of(ds: Dataset, name: str) -> list[SliceHeader]:
     """The slices a file holds: itself, or each frame of an enhanced multi-frame image."""
     header = header_of(ds, name)
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    if header.frames <= 1 or not per_frame:
+    if not per_frame:  # a classic image (or a multi-frame one that select_series will refuse)
         return [header]
     if len(per_frame) != header.frames:
         raise InvalidInput(
@@ -383,6 +383,8 @@ def file_values(ds: Dataset, headers: Sequence[SliceHeader]) -> list[NDArray[np.
     if len(headers) == 1 and headers[0].frame is None:
         return [slice_values(ds)]
     stored = ds.pixel_array
+    if stored.ndim == 2 and headers[0].frames == 1:  # an enhanced image of one frame
+        stored = stored[None]
     if stored.ndim != 3 or stored.shape[0] != headers[0].frames:
         raise InvalidInput(f"The file {headers[0].name}'s pixel data does not hold its frames as greyscale.")
     out = []

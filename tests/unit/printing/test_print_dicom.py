@@ -377,6 +377,18 @@ def test_an_enhanced_ct_reads_as_the_same_series_in_single_frames(tmp_path, tilt
     assert src.number_of_instances == 1 == len(src.sop_instance_uids)  # one file, many frames
 
 
+def test_a_series_of_one_frame_enhanced_images(tmp_path):
+    """Some scanners write an Enhanced CT as one single-frame file per slice."""
+    hu = phantom()
+    for s in range(SHAPE[0]):
+        one = make_enhanced(hu[s : s + 1], SPACING, origin=(-40.0, -30.0, -20.0 + s * SPACING[2]))
+        one.StudyInstanceUID, one.SeriesInstanceUID = "1.2.3", "1.2.3.4"
+        save(one, tmp_path / "series" / f"IM{(s * 7) % SHAPE[0]:03d}")
+    vol = load_volume(tmp_path / "series")
+    np.testing.assert_array_equal(vol.data, hu)
+    assert vol.source.number_of_instances == SHAPE[0]
+
+
 def test_per_frame_rescale_applies_to_its_own_frame():
     hu = phantom()
     vol = dicom.volume_from_datasets([make_enhanced(hu, SPACING, per_frame_rescale=True)])
