@@ -3,7 +3,6 @@ cancelling frees the slot, and patients book only for themselves."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +14,7 @@ from medweave.security.principal import Principal, Role
 from medweave.security.scopes import ScopeSet
 from medweave.telehealth.availability import SlotTime, VisitType
 from medweave.telehealth.booking import book, cancel
+from race_support import all_at_once
 
 OPERATOR = Principal.internal("test")
 VISIT = VisitType("consult", 30)
@@ -57,21 +57,7 @@ def practitioner(records: RecordService) -> str:
 
 def test_fifty_patients_one_slot_exactly_one_booking(records: RecordService, practitioner: str) -> None:
     patients = [new_patient(records, n) for n in range(50)]
-    barrier = threading.Barrier(len(patients))
-    outcomes: dict[str, object] = {}
-
-    def attempt(pid: str) -> None:
-        barrier.wait()
-        try:
-            outcomes[pid] = book_as(records, pid, practitioner, NINE)
-        except MedweaveError as exc:
-            outcomes[pid] = exc
-
-    threads = [threading.Thread(target=attempt, args=(pid,)) for pid in patients]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    outcomes = all_at_once(lambda pid: book_as(records, pid, practitioner, NINE), patients)
     booked = [o for o in outcomes.values() if not isinstance(o, Exception)]
     refused = [o for o in outcomes.values() if isinstance(o, Conflict)]
     assert (len(booked), len(refused)) == (1, 49), [type(o).__name__ for o in outcomes.values()]

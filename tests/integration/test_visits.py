@@ -4,7 +4,6 @@ no-shows, reschedule, one-time links, and who may do each."""
 from __future__ import annotations
 
 import base64
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from medweave.audit.tables import audit_log
-from medweave.errors import Conflict, InvalidInput, MedweaveError, NotFound
+from medweave.errors import Conflict, InvalidInput, NotFound
 from medweave.records.service import RecordService
 from medweave.security.principal import Principal, Role
 from medweave.security.scopes import ScopeSet
@@ -20,6 +19,7 @@ from medweave.telehealth import schedule, visits
 from medweave.telehealth.availability import Availability, Hours, SlotTime, VisitType
 from medweave.telehealth.booking import book, cancel, reschedule
 from medweave.telehealth.tables import telehealth_bookings
+from race_support import all_at_once
 
 OPERATOR = Principal.internal("test")
 VIDEO = VisitType("standard", 20, 10, "video")
@@ -181,21 +181,9 @@ def test_concurrent_admits_let_one_patient_in(records: RecordService, clinic: di
         aid = booked(records, pid, clinic["practitioner"], at)
         visits.check_in(records, principal=patient_principal(pid), appointment_id=aid, now=at)
         waiting.append(aid)
-    barrier = threading.Barrier(len(waiting))
-    outcomes: dict[str, object] = {}
-
-    def attempt(aid: str) -> None:
-        barrier.wait()
-        try:
-            outcomes[aid] = visits.admit(records, principal=grey, appointment_id=aid, now=start)
-        except MedweaveError as exc:
-            outcomes[aid] = exc
-
-    threads = [threading.Thread(target=attempt, args=(aid,)) for aid in waiting]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    outcomes = all_at_once(
+        lambda aid: visits.admit(records, principal=grey, appointment_id=aid, now=start), waiting
+    )
     admitted = [o for o in outcomes.values() if isinstance(o, visits.Visit)]
     refused = [o for o in outcomes.values() if isinstance(o, Conflict)]
     assert (len(admitted), len(refused)) == (1, 7), [type(o).__name__ for o in outcomes.values()]

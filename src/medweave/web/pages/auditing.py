@@ -7,6 +7,9 @@ event to be durable before answering.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from starlette.requests import Request
 
 from medweave.audit import Actor, AuditService, break_glass_event, login_event, security_change_event
@@ -27,25 +30,31 @@ def _service(request: Request) -> AuditService | None:
     return records.trail.audit
 
 
+def _record(request: Request, user: User | None, event: Callable[[Actor], dict[str, Any]]) -> None:
+    """Write ``event(actor)`` for ``user`` at this request's address (nothing without an audit trail)."""
+    audit = _service(request)
+    if audit is None:
+        return
+    audit.record(event(Actor(who=user_ref(user), address=client_address(request))))
+
+
 def login(
     request: Request, user: User | None, *, success: bool, failure: str | None = None, logout: bool = False
 ) -> None:
-    audit = _service(request)
-    if audit is None:
-        return
-    actor = Actor(who=user_ref(user), address=client_address(request))
-    audit.record(login_event(actor=actor, success=success, failure=failure, logout=logout))
+    _record(
+        request,
+        user,
+        lambda actor: login_event(actor=actor, success=success, failure=failure, logout=logout),
+    )
 
 
 def break_glass(request: Request, user: User, grant: Grant, *, end: bool = False) -> None:
-    audit = _service(request)
-    if audit is None:
-        return
-    actor = Actor(who=user_ref(user), address=client_address(request))
-    audit.record(
-        break_glass_event(
+    _record(
+        request,
+        user,
+        lambda actor: break_glass_event(
             actor=actor, patient_id=grant.patient_id, reason=grant.reason, expires=grant.expires, end=end
-        )
+        ),
     )
 
 
@@ -60,12 +69,10 @@ def security_change(
     failure: str | None = None,
 ) -> None:
     """An admin created an account (``roles``) or reviewed a break-glass grant; refused ones too."""
-    audit = _service(request)
-    if audit is None:
-        return
-    actor = Actor(who=user_ref(user), address=client_address(request))
-    audit.record(
-        security_change_event(
+    _record(
+        request,
+        user,
+        lambda actor: security_change_event(
             actor=actor, target=target, roles=roles, action=action, patient_id=patient_id, failure=failure
-        )
+        ),
     )
