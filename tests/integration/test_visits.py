@@ -299,7 +299,7 @@ def test_reschedule_moves_the_booking_and_frees_the_old_time(
     assert (records.read(principal=OPERATOR, res_type="Appointment", res_id=aid).body or {})[
         "start"
     ] == "2027-01-04T11:00:00Z"  # untouched
-    assert other  # Bob's own booking stays where it was
+    assert visits.load(records.engine, other).start == start + timedelta(hours=1)  # Bob's stays put
 
 
 def test_one_time_links(records: RecordService, clinic: dict[str, str]) -> None:
