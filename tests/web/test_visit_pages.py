@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pages_support import Clinic, build_clinic, sign_in
+from sqlalchemy import Engine
 from starlette.websockets import WebSocketDisconnect
 
+from medweave.db import is_sqlite
 from medweave.records.service import RecordService
 from medweave.security.principal import Principal, Role
 from medweave.security.scopes import ScopeSet
@@ -107,6 +110,14 @@ def join(client: TestClient, aid: str, token: str, **extra: Any) -> Any:
     socket = ws.__enter__()
     socket.send_json({"type": "hello", "token": token, **extra})
     return ws, socket
+
+
+@contextmanager
+def joined(client: TestClient, aid: str, token: str) -> Iterator[Any]:
+    """A socket that has said hello, closed when the block ends."""
+    with client.websocket_connect(f"/visits/{aid}/signal", headers=ORIGIN) as socket:
+        socket.send_json({"type": "hello", "token": token})
+        yield socket
 
 
 def refused(client: TestClient, aid: str, token: object, headers: dict[str, str] | None = None) -> int:
@@ -373,6 +384,48 @@ def test_a_dropped_socket_resumes_its_place(browsers: dict[str, TestClient], cli
     assert c.receive_json() == {"type": "peer-left", "peer": first}
     r_ctx.__exit__(None, None, None)
     c_ctx.__exit__(None, None, None)
+
+
+@contextmanager
+def audit_writes_held(engine: Engine) -> Iterator[None]:
+    """Hold the audit log's write lock (another writer, as a busy database would): audited work
+    waits until the block ends. Reads go on."""
+    with engine.connect().execution_options(sqlite_immediate=True) as conn:
+        transaction = conn.begin()  # on SQLite, BEGIN IMMEDIATE: the one writer's lock
+        if not is_sqlite(engine):
+            conn.exec_driver_sql("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            transaction.rollback()
+
+
+def test_the_welcome_comes_first_while_the_join_is_being_audited(
+    browsers: dict[str, TestClient], clinic: Clinic
+) -> None:
+    """The others hear that someone joined before that join is audited and welcomed, and may
+    already signal the newcomer. Its page must still get its welcome first: a page that got an
+    offer before its welcome dropped it, and that call never connected."""
+    aid = alice_visit(clinic)
+    alice, grey = browsers["alice"], browsers["grey"]
+    post(alice, f"/visits/{aid}/check-in")
+    post(grey, f"/visits/{aid}/admit")
+    with ExitStack() as sockets:  # closed even when an assertion fails, so the server stops
+        c = sockets.enter_context(joined(grey, aid, grey.get(f"/visits/{aid}/room").json()["token"]))
+        c.receive_json()
+        token = alice.get(f"/visits/{aid}/room").json()["token"]
+        offer = {"description": {"type": "offer", "sdp": "v=0"}}
+        with audit_writes_held(clinic.records.engine):
+            p = sockets.enter_context(joined(alice, aid, token))
+            arrival = c.receive_json()
+            assert arrival["type"] == "peer-joined"
+            c.send_json({"type": "signal", "to": arrival["peer"], "data": offer})
+            c.send_json({"type": "chat", "text": "hello"})
+            assert c.receive_json()["text"] == "hello"  # the server has passed both on to Alice
+        welcome = p.receive_json()
+        assert welcome["type"] == "welcome" and welcome["peer"] == arrival["peer"]
+        assert p.receive_json() == {"type": "signal", "from": welcome["peers"][0]["peer"], "data": offer}
+        assert p.receive_json()["text"] == "hello"
 
 
 def test_a_clinician_publishes_availability_from_the_page(

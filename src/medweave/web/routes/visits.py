@@ -203,10 +203,26 @@ async def signal(ws: WebSocket, appointment_id: str) -> None:
         await _close(ws, 4403, f"this visit is {visit.state}")
         return
     lock = asyncio.Lock()
+    # The welcome is the first message a page gets. The others hear "peer-joined" as soon as the
+    # hub has the newcomer, and may signal it while its join is still being audited: those
+    # messages wait here and follow the welcome. (A page that got an offer before its welcome
+    # dropped it, and that call never connected.)
+    early: list[dict[str, Any]] | None = []
 
     async def send(message: dict[str, Any]) -> None:
+        if early is not None:
+            early.append(message)
+            return
         async with lock:
             await ws.send_text(orjson.dumps(message).decode())
+
+    async def welcome(message: dict[str, Any]) -> None:
+        nonlocal early
+        async with lock:
+            await ws.send_text(orjson.dumps(message).decode())
+            while early:  # what arrives while these go out joins the end of the line
+                await ws.send_text(orjson.dumps(early.pop(0)).decode())
+            early = None
 
     clean = False  # a page that hangs up or navigates away (1000, 1001) leaves at once
     resume = hello.get("resume") if isinstance(hello.get("resume"), str) else None
@@ -228,7 +244,7 @@ async def signal(ws: WebSocket, appointment_id: str) -> None:
         await _close(ws, 1011, "the visit cannot be joined now; try again")
         return
     try:
-        await send(
+        await welcome(
             {
                 "type": "welcome",
                 "peer": peer.peer,
