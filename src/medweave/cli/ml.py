@@ -13,7 +13,7 @@ import typer
 from medweave.cli.context import OPERATOR, fail, one_line_errors, record_service
 from medweave.cli.records import finish_job, follow_job
 from medweave.cli.worker import job_client, ml_registry
-from medweave.diagnostics import cards, clinic_data, monitoring, training
+from medweave.diagnostics import cards, chai, clinic_data, monitoring, training, tripod
 from medweave.diagnostics.datasets import DATASETS, DatasetUnavailable
 from medweave.diagnostics.estimators import KINDS
 from medweave.diagnostics.registry import ModelRecord, Registry
@@ -227,9 +227,9 @@ def card_command(
     if fmt == "md":
         typer.echo(cards.model_card_markdown(record))
     elif fmt == "json":
-        typer.echo(json.dumps({**cards.model_card(record), "tripod_ai": cards.tripod_ai(record)}, indent=2))
+        typer.echo(json.dumps({**cards.model_card(record), "tripod_ai": tripod.tripod_ai(record)}, indent=2))
     else:
-        typer.echo(json.dumps(cards.chai_card(record), indent=2))
+        typer.echo(json.dumps(chai.chai_card(record), indent=2))
 
 
 @app.command("models")

@@ -17,7 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medweave.diagnostics.cards import chai_card, model_card, model_card_markdown, tripod_ai
+from medweave.diagnostics.cards import model_card, model_card_markdown
+from medweave.diagnostics.chai import chai_card
+from medweave.diagnostics.tripod import tripod_ai
 
 FINGERPRINT = "sha256:" + "3c" * 32
 

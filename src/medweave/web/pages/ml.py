@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from markupsafe import Markup
 from starlette.responses import PlainTextResponse, Response
 
-from medweave.diagnostics import cards, clinic_data, monitoring, training
+from medweave.diagnostics import cards, chai, clinic_data, monitoring, training, tripod
 from medweave.diagnostics.datasets import DATASETS
 from medweave.diagnostics.estimators import KINDS
 from medweave.diagnostics.registry import Registry, may_decide, may_propose
@@ -193,7 +193,7 @@ def model_page(request: Request, model_id: str, current: Current = Depends(routi
         model=record,
         report=record.report,
         plots=_plots(record.report),
-        tripod=cards.tripod_ai(record.as_json()),
+        tripod=tripod.tripod_ai(record.as_json()),
         history=history,
         decide=decide,
         watch=watch,
@@ -257,12 +257,12 @@ def card(request: Request, model_id: str, current: Current = Depends(routing.sig
     if fmt == "json":
         import json
 
-        body = json.dumps({**cards.model_card(record), "tripod_ai": cards.tripod_ai(record)}, indent=2)
+        body = json.dumps({**cards.model_card(record), "tripod_ai": tripod.tripod_ai(record)}, indent=2)
         return Response(body, media_type="application/json")
     if fmt == "chai":
         import json
 
-        return Response(json.dumps(cards.chai_card(record), indent=2), media_type="application/json")
+        return Response(json.dumps(chai.chai_card(record), indent=2), media_type="application/json")
     return PlainTextResponse(cards.model_card_markdown(record), media_type="text/markdown; charset=utf-8")
 
 
