@@ -377,6 +377,25 @@ def test_a_data_scientist_downloads_a_de_identified_table_and_a_clinician_cannot
     assert grey.post("/ml/extract", data=form).status_code == 404
 
 
+def test_the_model_card_downloads_in_each_format_and_only_for_model_viewers(
+    clinic: Clinic, server: TestClient, trained: Any
+) -> None:
+    model_id = _propose(clinic, trained)
+    noor = _browser(clinic, server, "noor")
+    md = noor.get(f"/ml/models/{model_id}/card")
+    assert md.status_code == 200 and md.headers["content-type"].startswith("text/markdown")
+    assert md.text.startswith(f"# Model card: {SERVICE} (version 1)")
+    both = noor.get(f"/ml/models/{model_id}/card?format=json").json()
+    assert both["model_details"]["id"] == model_id and len(both["tripod_ai"]) == 52
+    chai = noor.get(f"/ml/models/{model_id}/card?format=chai").json()
+    assert chai["schema"]["name"] == "CHAI Applied Model Card"
+    assert len(chai["hti1_source_attributes"]) == 31
+    wrong = noor.get(f"/ml/models/{model_id}/card?format=xml")
+    assert wrong.status_code == 400 and "md (the model card), json, or chai" in wrong.text
+    alice = _browser(clinic, server, "alice")  # a patient: the registry pages are not hers
+    assert alice.get(f"/ml/models/{model_id}/card").status_code == 404
+
+
 def test_the_model_page_shows_drift_and_rolling_performance_once_outcomes_arrive(
     clinic: Clinic, server: TestClient, served: str, ehr_key: Any
 ) -> None:

@@ -11,6 +11,7 @@ registry decides who may, and audits it.
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -255,14 +256,12 @@ def card(request: Request, model_id: str, current: Current = Depends(routing.sig
     record = _registry(request).get(_model_id(model_id)).as_json()
     fmt = request.query_params.get("format", "md")
     if fmt == "json":
-        import json
-
         body = json.dumps({**cards.model_card(record), "tripod_ai": tripod.tripod_ai(record)}, indent=2)
         return Response(body, media_type="application/json")
     if fmt == "chai":
-        import json
-
         return Response(json.dumps(chai.chai_card(record), indent=2), media_type="application/json")
+    if fmt != "md":
+        raise InvalidInput("the format is md (the model card), json, or chai (the CHAI applied model card)")
     return PlainTextResponse(cards.model_card_markdown(record), media_type="text/markdown; charset=utf-8")
 
 
